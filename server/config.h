@@ -1,0 +1,46 @@
+// vchd configuration: every option is a flag and an environment variable; flags win.
+#ifndef VCH_SERVER_CONFIG_H_
+#define VCH_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace vch::server {
+
+enum class VchdCommand { kServe, kMigrate, kHelp, kVersion };
+
+struct VchdConfig {
+  VchdCommand command = VchdCommand::kServe;
+  std::string listen = "127.0.0.1:50051";
+  std::string dsn;
+  int pool_size = 8;
+  std::string metrics_listen;  // empty = no metrics endpoint
+  int64_t max_message_bytes = 4 << 20;
+  absl::Duration health_interval = absl::Seconds(1);
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  std::string auth = "dev";  // only "dev" in this version: plain principal header, loopback only
+  std::string port_file;     // if set, the bound port is written here once serving
+  std::string log_level = "info";
+};
+
+// Parses `vchd [serve|migrate] [--flag=value | --flag value]...`. `getenv` reads VCH_*
+// variables (tests pass their own). INVALID_ARGUMENT with a one-line message naming the
+// offending flag or value.
+absl::StatusOr<VchdConfig> ParseVchdArgs(const std::vector<std::string>& args,
+                                         const std::function<const char*(const char*)>& getenv);
+
+// The text of `vchd --help`: every option, its variable and its default.
+std::string VchdHelpText();
+
+// Whether host:port names a loopback address (127.0.0.0/8, [::1], localhost).
+bool IsLoopbackAddress(absl::string_view address);
+
+}  // namespace vch::server
+
+#endif  // VCH_SERVER_CONFIG_H_

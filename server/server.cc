@@ -1,0 +1,148 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/errors.h"
+#include "base/json_log.h"
+#include "server/auth.h"
+#include "server/health.h"
+#include "server/identity_service.h"
+#include "server/metrics.h"
+#include "server/version.h"
+#include "storage/migrator.h"
+#include "storage/pg_pool.h"
+
+namespace vch::server {
+namespace {
+
+int Fail(absl::string_view message) {
+  std::fprintf(stderr, "vchd: %.*s\n", static_cast<int>(message.size()), message.data());
+  return 1;
+}
+
+absl::StatusOr<std::vector<storage::Migration>> BinaryMigrations() {
+  return storage::ParseMigrations(storage::EmbeddedMigrationFiles());
+}
+
+}  // namespace
+
+int RunMigrate(const VchdConfig& config) {
+  absl::StatusOr<std::vector<storage::Migration>> migrations = BinaryMigrations();
+  if (!migrations.ok()) return Fail(migrations.status().message());
+  absl::StatusOr<std::unique_ptr<storage::PgPool>> pool =
+      storage::PgPool::Create({.dsn = config.dsn, .size = 1});
+  if (!pool.ok()) return Fail(pool.status().message());
+  absl::StatusOr<storage::PgPool::Lease> lease = (*pool)->Acquire();
+  if (!lease.ok()) return Fail(lease.status().message());
+  absl::StatusOr<storage::MigrationReport> report =
+      storage::Migrate(lease->connection(), *migrations);
+  if (!report.ok()) return Fail(report.status().message());
+  Log(LogLevel::kInfo, "migrated",
+      {{"from_version", report->from_version},
+       {"to_version", report->to_version},
+       {"applied", absl::StrJoin(report->applied, ",")}});
+  return 0;
+}
+
+int RunServe(const VchdConfig& config) {
+  absl::StatusOr<std::vector<storage::Migration>> migrations = BinaryMigrations();
+  if (!migrations.ok()) return Fail(migrations.status().message());
+  const int64_t schema_version = storage::LatestVersion(*migrations);
+
+  absl::StatusOr<std::unique_ptr<storage::PgPool>> pool =
+      storage::PgPool::Create({.dsn = config.dsn, .size = config.pool_size});
+  if (!pool.ok()) return Fail(pool.status().message());
+  {
+    absl::StatusOr<storage::PgPool::Lease> lease = (*pool)->Acquire();
+    if (!lease.ok()) return Fail(lease.status().message());
+    absl::Status schema = storage::CheckSchemaVersion(lease->connection(), schema_version);
+    if (!schema.ok()) return Fail(schema.message());
+  }
+
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+        StartMetricsEndpoint(config.metrics_listen);
+    if (!endpoint.ok()) return Fail(endpoint.status().message());
+    metrics = std::move(*endpoint);
+  }
+
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      MakeServerCredentials(config.auth);
+  if (!creds.ok()) return Fail(creds.status().message());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  IdentityServiceImpl identity(schema_version);
+
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(config.listen, *creds, &bound_port);
+  builder.RegisterService(&identity);
+  // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
+  // Handler threads are capped by the pool: one connection per running handler, plus the
+  // pollers that wait for new calls.
+  constexpr int kMaxPollers = 2;
+  grpc::ResourceQuota quota("vchd");
+  quota.SetMaxThreads(config.pool_size + kMaxPollers);
+  builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxPollers);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    return Fail(absl::StrCat("cannot listen on ", config.listen,
+                             " (address in use or not a local address)"));
+  }
+
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  auto watcher = std::make_unique<HealthWatcher>(
+      config.dsn, schema_version, config.health_interval,
+      [health](bool serving) { health->SetServingStatus(serving); });
+
+  if (!config.port_file.empty()) {
+    std::ofstream out(config.port_file + ".tmp");
+    out << bound_port << "\n";
+    out.close();
+    std::rename((config.port_file + ".tmp").c_str(), config.port_file.c_str());
+  }
+  Log(LogLevel::kInfo, "serving",
+      {{"listen", config.listen},
+       {"port", bound_port},
+       {"schema_version", schema_version},
+       {"pool_size", config.pool_size},
+       {"auth", config.auth},
+       {"metrics", config.metrics_listen},
+       {"version", kVchVersion}});
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(LogLevel::kInfo, "shutting down",
+      {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  watcher.reset();
+  health->SetServingStatus(false);
+  server->Shutdown(std::chrono::system_clock::now() +
+                   absl::ToChronoMilliseconds(config.shutdown_grace));
+  server->Wait();
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace vch::server
