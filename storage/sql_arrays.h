@@ -1,0 +1,21 @@
+// PostgreSQL array literals for passing many rows as a few parameters (libpqxx 6 has no array
+// parameters): `INSERT ... SELECT * FROM unnest($1::bigint[], $2::text[])`.
+#ifndef VCH_STORAGE_SQL_ARRAYS_H_
+#define VCH_STORAGE_SQL_ARRAYS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vch::storage {
+
+std::string BigintArray(const std::vector<int64_t>& values);
+std::string NullableBigintArray(const std::vector<std::optional<int64_t>>& values);
+std::string BoolArray(const std::vector<bool>& values);
+// Every element double-quoted with backslash escapes, so any text round-trips.
+std::string TextArray(const std::vector<std::string>& values);
+
+}  // namespace vch::storage
+
+#endif  // VCH_STORAGE_SQL_ARRAYS_H_
