@@ -161,9 +161,9 @@ int64_t KeyLockId(const std::string& scope, const std::string& request_id) {
 }
 
 absl::Status KeyReused(const TransferSubmission& s) {
-  return DomainError(absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED",
-                     absl::StrCat("request_id '", s.request_id,
-                                  "' was already used with a different request"));
+  return DomainError(
+      absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED",
+      absl::StrCat("request_id '", s.request_id, "' was already used with a different request"));
 }
 
 absl::Status ValidateSubmission(const TransferSubmission& s) {
@@ -216,7 +216,8 @@ struct LedgerWriter::Pending {
 
 LedgerWriter::LedgerWriter(PgPool& pool, LedgerWriterOptions options)
     : pool_(pool), options_(std::move(options)), writer_([this] { RunWriter(); }) {
-  if (options_.expiry_interval > absl::ZeroDuration()) expiry_ = std::thread([this] { RunExpiry(); });
+  if (options_.expiry_interval > absl::ZeroDuration())
+    expiry_ = std::thread([this] { RunExpiry(); });
 }
 
 LedgerWriter::~LedgerWriter() {
@@ -283,9 +284,8 @@ void LedgerWriter::RunWriter() {
     std::vector<Pending*> batch;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || stopping_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty() && stopping_) return;
       // Gather for at most max_wait, or until a full batch is queued.
@@ -355,12 +355,15 @@ void LedgerWriter::ExecuteBatch(std::vector<Pending*>& batch) {
   // Results decided inside an attempt; applied to the callers only once the batch committed.
   std::vector<absl::StatusOr<TransferResult>> decided;
   int64_t txid = 0;
-  std::vector<std::pair<std::string, std::string>> new_keys;  // stored by this batch
 
   auto body = [&](pqxx::dbtransaction& tx) -> absl::Status {
     decided.assign(batch.size(), absl::UnknownError("not decided"));
-    new_keys.clear();
-    txid = tx.exec("SELECT txid_current()")[0][0].as<int64_t>();
+    // Durable whatever the server's default: the caller is told "done" only after the WAL
+    // is flushed.
+    tx.exec0("SET LOCAL synchronous_commit = on");
+    pqxx::row session = tx.exec1("SELECT txid_current(), pg_backend_pid()");
+    txid = session[0].as<int64_t>();
+    const int backend_pid = session[1].as<int>();
 
     // 1. Idempotency keys: lock them (sorted), then find earlier successes.
     std::set<int64_t> lock_ids;
@@ -374,7 +377,7 @@ void LedgerWriter::ExecuteBatch(std::vector<Pending*>& batch) {
     std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> stored;
     for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
       stored[{row[0].as<std::string>(), row[1].as<std::string>()}] = {row[2].as<std::string>(),
-                                                                       row[3].as<std::string>()};
+                                                                      row[3].as<std::string>()};
     }
 
     // 2. Lock the holds and accounts the remaining transfers touch, in id order.
@@ -546,7 +549,7 @@ void LedgerWriter::ExecuteBatch(std::vector<Pending*>& batch) {
                     BigintArray(a_cp), BigintArray(a_cpo));
     tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
                     TextArray(k_response));
-    for (size_t i = 0; i < k_scope.size(); ++i) new_keys.emplace_back(k_scope[i], k_request[i]);
+    if (options_.before_commit_for_test) options_.before_commit_for_test(backend_pid);
     return absl::OkStatus();
   };
 

@@ -44,6 +44,9 @@ struct LedgerWriterOptions {
   absl::Duration expiry_interval = absl::Milliseconds(250);
   // The ledger's clock: transfer times and hold expiry. Replaceable in tests.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Fault injection for tests: runs inside each batch transaction just before COMMIT, with the
+  // backend pid of the batch's connection.
+  std::function<void(int backend_pid)> before_commit_for_test;
 };
 
 // Maps a failed transfer's reason to a Status with that reason (INSUFFICIENT_FUNDS and
@@ -67,7 +70,8 @@ class LedgerWriter {
   absl::StatusOr<TransferResult> Submit(TransferSubmission submission);
 
   // Submits all at once (they may share batches); results in the same order.
-  std::vector<absl::StatusOr<TransferResult>> SubmitAll(std::vector<TransferSubmission> submissions);
+  std::vector<absl::StatusOr<TransferResult>> SubmitAll(
+      std::vector<TransferSubmission> submissions);
 
   // Expires every open hold whose expiry is <= clock(), through the same batch path; each hold
   // exactly once (key "system.expiry"/"hold-<id>"). Returns how many holds it expired.

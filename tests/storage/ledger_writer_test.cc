@@ -293,6 +293,32 @@ TEST_F(LedgerWriterTest, BalanceHistoryAnswersAsOfAnyTransfer) {
               StatusIs(absl::StatusCode::kNotFound, "ACCOUNT_NOT_FOUND"));
 }
 
+TEST_F(LedgerWriterTest, ConnectionLostBeforeCommitIsResolvedAsNotCommitted) {
+  const int64_t treasury = Account("TREASURY", "", false);
+  const int64_t budget = Account("BUDGET", "", true);
+  std::atomic<bool> kill_next{true};
+  writer_ = std::make_unique<LedgerWriter>(
+      *pool_, LedgerWriterOptions{.expiry_interval = absl::ZeroDuration(),
+                                  .before_commit_for_test = [&](int backend_pid) {
+                                    if (!kill_next.exchange(false)) return;
+                                    pqxx::connection admin(dsn_);
+                                    pqxx::nontransaction tx(admin);
+                                    tx.exec_params("SELECT pg_terminate_backend($1)", backend_pid);
+                                  }});
+  // The batch's connection dies before COMMIT: the writer asks the database what became of the
+  // transaction (aborted) instead of guessing, and reports that nothing was committed.
+  EXPECT_THAT(Submit("k", Move(TransferKind::kFund, treasury, budget, 500)),
+              StatusIs(absl::StatusCode::kUnavailable, "DATABASE_UNAVAILABLE"));
+  EXPECT_EQ(Balance(budget).credits_posted_fen, 0);
+  // The same request with the same key then takes effect exactly once.
+  absl::StatusOr<TransferResult> retry =
+      Submit("k", Move(TransferKind::kFund, treasury, budget, 500));
+  ASSERT_THAT(retry, IsOk());
+  EXPECT_FALSE(retry->replayed);
+  EXPECT_EQ(Balance(budget).credits_posted_fen, 500);
+  ExpectVerified();
+}
+
 // --- Randomized model test. ---
 
 // A deliberately simple ledger: what every operation should do, written independently of
