@@ -108,7 +108,8 @@ BEGIN
     RAISE EXCEPTION 'HOLD_ALREADY_RESOLVED: hold % is resolved', OLD.transfer_id
       USING ERRCODE = 'VC002';
   END IF;
-  IF NEW.posted_fen < OLD.posted_fen OR NEW.released_fen < OLD.released_fen
+  IF NEW.transfer_id <> OLD.transfer_id OR NEW.program_id <> OLD.program_id
+     OR NEW.posted_fen < OLD.posted_fen OR NEW.released_fen < OLD.released_fen
      OR NEW.amount_fen <> OLD.amount_fen OR NEW.debit_account_id <> OLD.debit_account_id
      OR NEW.credit_account_id <> OLD.credit_account_id
      OR NEW.expires_at IS DISTINCT FROM OLD.expires_at THEN
@@ -121,6 +122,9 @@ $$;
 CREATE TRIGGER ledger_holds_forward_only
   BEFORE UPDATE OR DELETE ON ledger_holds
   FOR EACH ROW EXECUTE FUNCTION ledger_holds_forward_only();
+CREATE TRIGGER ledger_holds_no_truncate
+  BEFORE TRUNCATE ON ledger_holds
+  FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();
 
 -- AIP-155 idempotency: a key, the hash of the request it was first used with, and the stored
 -- response, committed in the same transaction as the effect.
@@ -136,3 +140,6 @@ CREATE TABLE idempotency_keys (
 CREATE TRIGGER idempotency_keys_append_only
   BEFORE UPDATE OR DELETE ON idempotency_keys
   FOR EACH ROW EXECUTE FUNCTION vch_forbid_mutation();
+CREATE TRIGGER idempotency_keys_no_truncate
+  BEFORE TRUNCATE ON idempotency_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();

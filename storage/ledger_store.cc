@@ -290,7 +290,8 @@ constexpr Check kChecks[] = {
     {"invariant 7: append-only triggers in place",
      "SELECT 'trigger ' || name, 'missing or disabled' FROM unnest(ARRAY["
      "'ledger_transfers_append_only', 'ledger_transfers_no_truncate', "
-     "'ledger_holds_forward_only', 'idempotency_keys_append_only']) AS name "
+     "'ledger_holds_forward_only', 'ledger_holds_no_truncate', 'idempotency_keys_append_only', "
+     "'idempotency_keys_no_truncate']) AS name "
      "WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = name AND tgenabled <> 'D')"},
     {"invariant 8: stored balances equal balances recomputed from transfers",
      "WITH effects AS ("

@@ -302,7 +302,9 @@ TEST_F(LedgerSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
                             "ledger_transfers_append_only",
                             "ledger_transfers_no_truncate",
                             "ledger_holds_forward_only",
+                            "ledger_holds_no_truncate",
                             "idempotency_keys_append_only",
+                            "idempotency_keys_no_truncate",
                         }));
 }
 
