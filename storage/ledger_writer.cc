@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/json_log.h"
+#include "storage/ledger_tx.h"
 #include "storage/migrator.h"
 #include "storage/pg_error.h"
 #include "storage/sql_arrays.h"
@@ -106,14 +107,6 @@ ORDER BY expires_at, transfer_id LIMIT $2::int)sql";
 
 // --- Encodings. ---
 
-// The request as hashed for idempotency: every field that changes the effect.
-std::string RequestHash(const TransferSubmission& s) {
-  const TransferRequest& t = s.transfer;
-  return Sha256Hex(absl::StrCat("v1|", static_cast<int>(t.kind), "|", t.debit_account_id, "|",
-                                t.credit_account_id, "|", t.amount_fen, "|", t.pending_id, "|",
-                                t.expires_at_us, "|", t.keep_open ? 1 : 0, "|", s.metadata_json));
-}
-
 // The stored response of a successful transfer: its outcome and time, as decimal fields.
 std::string EncodeResult(const TransferOutcome& o, int64_t created_us) {
   auto acct = [](const AccountState& a) {
@@ -179,6 +172,205 @@ absl::Status ValidateSubmission(const TransferSubmission& s) {
 }
 
 }  // namespace
+
+// The request as hashed for idempotency: every field that changes the effect.
+std::string TransferRequestHash(const TransferSubmission& s) {
+  const TransferRequest& t = s.transfer;
+  return Sha256Hex(absl::StrCat("v1|", static_cast<int>(t.kind), "|", t.debit_account_id, "|",
+                                t.credit_account_id, "|", t.amount_fen, "|", t.pending_id, "|",
+                                t.expires_at_us, "|", t.keep_open ? 1 : 0, "|", s.metadata_json));
+}
+
+std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
+    pqxx::dbtransaction& tx, const std::vector<PendingTransfer>& batch, int64_t now_us) {
+  std::vector<absl::StatusOr<TransferResult>> decided(batch.size(),
+                                                      absl::UnknownError("not decided"));
+  // 1. Idempotency keys: lock them (sorted), then find earlier successes.
+  std::set<int64_t> lock_ids;
+  std::vector<std::string> scopes, ids;
+  for (const PendingTransfer& p : batch) {
+    lock_ids.insert(KeyLockId(p.submission->request_scope, p.submission->request_id));
+    scopes.push_back(p.submission->request_scope);
+    ids.push_back(p.submission->request_id);
+  }
+  tx.exec_params(kLockKeys, BigintArray({lock_ids.begin(), lock_ids.end()}));
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> stored;
+  for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
+    stored[{row[0].as<std::string>(), row[1].as<std::string>()}] = {row[2].as<std::string>(),
+                                                                    row[3].as<std::string>()};
+  }
+
+  // 2. Lock the holds and accounts the remaining transfers touch, in id order.
+  std::set<int64_t> hold_ids, account_ids;
+  for (const PendingTransfer& p : batch) {
+    const TransferRequest& t = p.submission->transfer;
+    if (t.pending_id > 0) hold_ids.insert(t.pending_id);
+    if (t.debit_account_id > 0) account_ids.insert(t.debit_account_id);
+    if (t.credit_account_id > 0) account_ids.insert(t.credit_account_id);
+  }
+  policy::LedgerState state;
+  if (!hold_ids.empty()) {
+    for (const pqxx::row& row :
+         tx.exec_params(kLockHolds, BigintArray({hold_ids.begin(), hold_ids.end()}))) {
+      HoldState h;
+      h.transfer_id = row[0].as<int64_t>();
+      h.debit_account_id = row[1].as<int64_t>();
+      h.credit_account_id = row[2].as<int64_t>();
+      h.amount_fen = row[3].as<int64_t>();
+      h.posted_fen = row[4].as<int64_t>();
+      h.released_fen = row[5].as<int64_t>();
+      h.expires_at_us = row[6].as<int64_t>();
+      h.resolved = row[7].as<bool>();
+      state.PutHold(h);
+      account_ids.insert(h.debit_account_id);
+      account_ids.insert(h.credit_account_id);
+    }
+  }
+  absl::flat_hash_map<int64_t, std::string> program_of;
+  if (!account_ids.empty()) {
+    for (const pqxx::row& row :
+         tx.exec_params(kLockAccounts, BigintArray({account_ids.begin(), account_ids.end()}))) {
+      AccountState a;
+      a.id = row[0].as<int64_t>();
+      a.flags = row[1].as<uint32_t>();
+      a.debits_pending_fen = row[2].as<int64_t>();
+      a.debits_posted_fen = row[3].as<int64_t>();
+      a.credits_pending_fen = row[4].as<int64_t>();
+      a.credits_posted_fen = row[5].as<int64_t>();
+      program_of[a.id] = row[6].as<std::string>();
+      state.PutAccount(a);
+    }
+  }
+
+  // 3. Transfer ids for the transfers that may succeed.
+  std::vector<int64_t> new_ids;
+  for (const pqxx::row& row : tx.exec_params(kNextTransferIds, static_cast<int>(batch.size()))) {
+    new_ids.push_back(row[0].as<int64_t>());
+  }
+  size_t next_id = 0;
+
+  // 4. Decide each transfer in order with the pure engine.
+  struct Row {
+    size_t index;
+    TransferOutcome outcome;
+  };
+  std::vector<Row> applied;
+  // Keys that succeeded earlier in this batch: key -> (hash, index in batch).
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, size_t>> batch_keys;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const TransferSubmission& s = (*batch[i].submission);
+    const auto key = std::make_pair(s.request_scope, s.request_id);
+    if (auto it = stored.find(key); it != stored.end()) {
+      if (it->second.first != batch[i].request_hash) {
+        decided[i] = KeyReused(s);
+      } else if (std::optional<TransferResult> r = DecodeResult(it->second.second)) {
+        decided[i] = *r;
+      } else {
+        decided[i] = absl::InternalError("stored idempotent response is unreadable");
+      }
+      continue;
+    }
+    if (auto it = batch_keys.find(key); it != batch_keys.end()) {
+      if (it->second.first != batch[i].request_hash) {
+        decided[i] = KeyReused(s);
+      } else {
+        TransferResult r = *decided[it->second.second];
+        r.replayed = true;
+        decided[i] = r;
+      }
+      continue;
+    }
+    TransferOutcome outcome = policy::ApplyTransfer(state, s.transfer, new_ids[next_id], now_us);
+    if (!outcome.ok()) {
+      decided[i] = TransferReasonStatus(outcome.reason);
+      continue;
+    }
+    ++next_id;
+    decided[i] = TransferResult{outcome, absl::FromUnixMicros(now_us), false};
+    batch_keys[key] = {batch[i].request_hash, i};
+    applied.push_back({i, outcome});
+  }
+  if (applied.empty()) return decided;
+
+  // 5. Write transfers, holds, balances and keys: one statement each.
+  std::vector<int64_t> t_id, t_kind, t_debit, t_credit, t_amount, t_released, t_expires;
+  std::vector<std::optional<int64_t>> t_pending;
+  std::vector<std::string> t_program, t_scope, t_request, t_metadata;
+  std::vector<int64_t> bal[8];
+  std::vector<std::string> k_scope, k_request, k_hash, k_response;
+  for (const Row& row : applied) {
+    const TransferSubmission& s = *batch[row.index].submission;
+    const TransferOutcome& o = row.outcome;
+    t_id.push_back(o.transfer_id);
+    t_program.push_back(program_of[o.debit_account_id]);
+    t_kind.push_back(static_cast<int64_t>(s.transfer.kind));
+    t_debit.push_back(o.debit_account_id);
+    t_credit.push_back(o.credit_account_id);
+    t_amount.push_back(o.amount_fen);
+    t_released.push_back(o.released_fen);
+    t_pending.push_back(s.transfer.pending_id > 0 ? std::optional<int64_t>(s.transfer.pending_id)
+                                                  : std::nullopt);
+    t_expires.push_back(s.transfer.kind == TransferKind::kHold ? s.transfer.expires_at_us : 0);
+    t_scope.push_back(s.request_scope);
+    t_request.push_back(s.request_id);
+    t_metadata.push_back(s.metadata_json);
+    const AccountState* sides[2] = {&o.debit_after, &o.credit_after};
+    for (int side = 0; side < 2; ++side) {
+      bal[side * 4 + 0].push_back(sides[side]->debits_pending_fen);
+      bal[side * 4 + 1].push_back(sides[side]->debits_posted_fen);
+      bal[side * 4 + 2].push_back(sides[side]->credits_pending_fen);
+      bal[side * 4 + 3].push_back(sides[side]->credits_posted_fen);
+    }
+    k_scope.push_back(s.request_scope);
+    k_request.push_back(s.request_id);
+    k_hash.push_back(batch[row.index].request_hash);
+    k_response.push_back(EncodeResult(o, now_us));
+  }
+  tx.exec_params0(kInsertTransfers, BigintArray(t_id), TextArray(t_program), BigintArray(t_kind),
+                  BigintArray(t_debit), BigintArray(t_credit), BigintArray(t_amount),
+                  BigintArray(t_released), NullableBigintArray(t_pending), BigintArray(t_expires),
+                  TextArray(t_scope), TextArray(t_request), TextArray(t_metadata),
+                  BigintArray(bal[0]), BigintArray(bal[1]), BigintArray(bal[2]),
+                  BigintArray(bal[3]), BigintArray(bal[4]), BigintArray(bal[5]),
+                  BigintArray(bal[6]), BigintArray(bal[7]), now_us);
+
+  std::vector<int64_t> touched_holds = state.TouchedHoldIds();
+  if (!touched_holds.empty()) {
+    std::vector<int64_t> h_id, h_debit, h_credit, h_amount, h_posted, h_released, h_expires;
+    std::vector<std::string> h_program;
+    std::vector<bool> h_resolved;
+    for (int64_t id : touched_holds) {
+      const HoldState* h = state.FindHold(id);
+      h_id.push_back(h->transfer_id);
+      h_program.push_back(program_of[h->debit_account_id]);
+      h_debit.push_back(h->debit_account_id);
+      h_credit.push_back(h->credit_account_id);
+      h_amount.push_back(h->amount_fen);
+      h_posted.push_back(h->posted_fen);
+      h_released.push_back(h->released_fen);
+      h_expires.push_back(h->expires_at_us);
+      h_resolved.push_back(h->resolved);
+    }
+    tx.exec_params0(kUpsertHolds, BigintArray(h_id), TextArray(h_program), BigintArray(h_debit),
+                    BigintArray(h_credit), BigintArray(h_amount), BigintArray(h_posted),
+                    BigintArray(h_released), BigintArray(h_expires), BoolArray(h_resolved));
+  }
+
+  std::vector<int64_t> a_id, a_dp, a_dpo, a_cp, a_cpo;
+  for (int64_t id : state.TouchedAccountIds()) {
+    const AccountState* a = state.FindAccount(id);
+    a_id.push_back(a->id);
+    a_dp.push_back(a->debits_pending_fen);
+    a_dpo.push_back(a->debits_posted_fen);
+    a_cp.push_back(a->credits_pending_fen);
+    a_cpo.push_back(a->credits_posted_fen);
+  }
+  tx.exec_params0(kUpdateAccounts, BigintArray(a_id), BigintArray(a_dp), BigintArray(a_dpo),
+                  BigintArray(a_cp), BigintArray(a_cpo));
+  tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
+                  TextArray(k_response));
+  return decided;
+}
 
 absl::Status TransferReasonStatus(TransferReason reason) {
   using C = absl::StatusCode;
@@ -260,7 +452,7 @@ std::vector<absl::StatusOr<TransferResult>> LedgerWriter::SubmitAll(
         continue;
       }
       auto p = std::make_unique<Pending>();
-      p->request_hash = RequestHash(submissions[i]);
+      p->request_hash = TransferRequestHash(submissions[i]);
       p->submission = std::move(submissions[i]);
       queue_.push_back(p.get());
       pending.push_back(std::move(p));
@@ -357,202 +549,18 @@ void LedgerWriter::ExecuteBatch(std::vector<Pending*>& batch) {
   int64_t txid = 0;
 
   auto body = [&](pqxx::dbtransaction& tx) -> absl::Status {
-    decided.assign(batch.size(), absl::UnknownError("not decided"));
     // Durable whatever the server's default: the caller is told "done" only after the WAL
     // is flushed.
     tx.exec0("SET LOCAL synchronous_commit = on");
     pqxx::row session = tx.exec1("SELECT txid_current(), pg_backend_pid()");
     txid = session[0].as<int64_t>();
     const int backend_pid = session[1].as<int>();
-
-    // 1. Idempotency keys: lock them (sorted), then find earlier successes.
-    std::set<int64_t> lock_ids;
-    std::vector<std::string> scopes, ids;
-    for (Pending* p : batch) {
-      lock_ids.insert(KeyLockId(p->submission.request_scope, p->submission.request_id));
-      scopes.push_back(p->submission.request_scope);
-      ids.push_back(p->submission.request_id);
-    }
-    tx.exec_params(kLockKeys, BigintArray({lock_ids.begin(), lock_ids.end()}));
-    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> stored;
-    for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
-      stored[{row[0].as<std::string>(), row[1].as<std::string>()}] = {row[2].as<std::string>(),
-                                                                      row[3].as<std::string>()};
-    }
-
-    // 2. Lock the holds and accounts the remaining transfers touch, in id order.
-    std::set<int64_t> hold_ids, account_ids;
-    for (Pending* p : batch) {
-      const TransferRequest& t = p->submission.transfer;
-      if (t.pending_id > 0) hold_ids.insert(t.pending_id);
-      if (t.debit_account_id > 0) account_ids.insert(t.debit_account_id);
-      if (t.credit_account_id > 0) account_ids.insert(t.credit_account_id);
-    }
-    policy::LedgerState state;
-    if (!hold_ids.empty()) {
-      for (const pqxx::row& row :
-           tx.exec_params(kLockHolds, BigintArray({hold_ids.begin(), hold_ids.end()}))) {
-        HoldState h;
-        h.transfer_id = row[0].as<int64_t>();
-        h.debit_account_id = row[1].as<int64_t>();
-        h.credit_account_id = row[2].as<int64_t>();
-        h.amount_fen = row[3].as<int64_t>();
-        h.posted_fen = row[4].as<int64_t>();
-        h.released_fen = row[5].as<int64_t>();
-        h.expires_at_us = row[6].as<int64_t>();
-        h.resolved = row[7].as<bool>();
-        state.PutHold(h);
-        account_ids.insert(h.debit_account_id);
-        account_ids.insert(h.credit_account_id);
-      }
-    }
-    absl::flat_hash_map<int64_t, std::string> program_of;
-    if (!account_ids.empty()) {
-      for (const pqxx::row& row :
-           tx.exec_params(kLockAccounts, BigintArray({account_ids.begin(), account_ids.end()}))) {
-        AccountState a;
-        a.id = row[0].as<int64_t>();
-        a.flags = row[1].as<uint32_t>();
-        a.debits_pending_fen = row[2].as<int64_t>();
-        a.debits_posted_fen = row[3].as<int64_t>();
-        a.credits_pending_fen = row[4].as<int64_t>();
-        a.credits_posted_fen = row[5].as<int64_t>();
-        program_of[a.id] = row[6].as<std::string>();
-        state.PutAccount(a);
-      }
-    }
-
-    // 3. Transfer ids for the transfers that may succeed.
-    std::vector<int64_t> new_ids;
-    for (const pqxx::row& row : tx.exec_params(kNextTransferIds, static_cast<int>(batch.size()))) {
-      new_ids.push_back(row[0].as<int64_t>());
-    }
-    size_t next_id = 0;
-
-    // 4. Decide each transfer in order with the pure engine.
-    struct Row {
-      size_t index;
-      TransferOutcome outcome;
-    };
-    std::vector<Row> applied;
-    // Keys that succeeded earlier in this batch: key -> (hash, index in batch).
-    std::map<std::pair<std::string, std::string>, std::pair<std::string, size_t>> batch_keys;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const TransferSubmission& s = batch[i]->submission;
-      const auto key = std::make_pair(s.request_scope, s.request_id);
-      if (auto it = stored.find(key); it != stored.end()) {
-        if (it->second.first != batch[i]->request_hash) {
-          decided[i] = KeyReused(s);
-        } else if (std::optional<TransferResult> r = DecodeResult(it->second.second)) {
-          decided[i] = *r;
-        } else {
-          decided[i] = absl::InternalError("stored idempotent response is unreadable");
-        }
-        continue;
-      }
-      if (auto it = batch_keys.find(key); it != batch_keys.end()) {
-        if (it->second.first != batch[i]->request_hash) {
-          decided[i] = KeyReused(s);
-        } else {
-          TransferResult r = *decided[it->second.second];
-          r.replayed = true;
-          decided[i] = r;
-        }
-        continue;
-      }
-      TransferOutcome outcome = policy::ApplyTransfer(state, s.transfer, new_ids[next_id], now_us);
-      if (!outcome.ok()) {
-        decided[i] = TransferReasonStatus(outcome.reason);
-        continue;
-      }
-      ++next_id;
-      decided[i] = TransferResult{outcome, absl::FromUnixMicros(now_us), false};
-      batch_keys[key] = {batch[i]->request_hash, i};
-      applied.push_back({i, outcome});
-    }
-    if (applied.empty()) return absl::OkStatus();
-
-    // 5. Write transfers, holds, balances and keys: one statement each.
-    std::vector<int64_t> t_id, t_kind, t_debit, t_credit, t_amount, t_released, t_expires;
-    std::vector<std::optional<int64_t>> t_pending;
-    std::vector<std::string> t_program, t_scope, t_request, t_metadata;
-    std::vector<int64_t> bal[8];
-    std::vector<std::string> k_scope, k_request, k_hash, k_response;
-    for (const Row& row : applied) {
-      const TransferSubmission& s = batch[row.index]->submission;
-      const TransferOutcome& o = row.outcome;
-      t_id.push_back(o.transfer_id);
-      t_program.push_back(program_of[o.debit_account_id]);
-      t_kind.push_back(static_cast<int64_t>(s.transfer.kind));
-      t_debit.push_back(o.debit_account_id);
-      t_credit.push_back(o.credit_account_id);
-      t_amount.push_back(o.amount_fen);
-      t_released.push_back(o.released_fen);
-      t_pending.push_back(s.transfer.pending_id > 0 ? std::optional<int64_t>(s.transfer.pending_id)
-                                                    : std::nullopt);
-      t_expires.push_back(s.transfer.kind == TransferKind::kHold ? s.transfer.expires_at_us : 0);
-      t_scope.push_back(s.request_scope);
-      t_request.push_back(s.request_id);
-      t_metadata.push_back(s.metadata_json);
-      const AccountState* sides[2] = {&o.debit_after, &o.credit_after};
-      for (int side = 0; side < 2; ++side) {
-        bal[side * 4 + 0].push_back(sides[side]->debits_pending_fen);
-        bal[side * 4 + 1].push_back(sides[side]->debits_posted_fen);
-        bal[side * 4 + 2].push_back(sides[side]->credits_pending_fen);
-        bal[side * 4 + 3].push_back(sides[side]->credits_posted_fen);
-      }
-      k_scope.push_back(s.request_scope);
-      k_request.push_back(s.request_id);
-      k_hash.push_back(batch[row.index]->request_hash);
-      k_response.push_back(EncodeResult(o, now_us));
-    }
-    tx.exec_params0(kInsertTransfers, BigintArray(t_id), TextArray(t_program), BigintArray(t_kind),
-                    BigintArray(t_debit), BigintArray(t_credit), BigintArray(t_amount),
-                    BigintArray(t_released), NullableBigintArray(t_pending), BigintArray(t_expires),
-                    TextArray(t_scope), TextArray(t_request), TextArray(t_metadata),
-                    BigintArray(bal[0]), BigintArray(bal[1]), BigintArray(bal[2]),
-                    BigintArray(bal[3]), BigintArray(bal[4]), BigintArray(bal[5]),
-                    BigintArray(bal[6]), BigintArray(bal[7]), now_us);
-
-    std::vector<int64_t> touched_holds = state.TouchedHoldIds();
-    if (!touched_holds.empty()) {
-      std::vector<int64_t> h_id, h_debit, h_credit, h_amount, h_posted, h_released, h_expires;
-      std::vector<std::string> h_program;
-      std::vector<bool> h_resolved;
-      for (int64_t id : touched_holds) {
-        const HoldState* h = state.FindHold(id);
-        h_id.push_back(h->transfer_id);
-        h_program.push_back(program_of[h->debit_account_id]);
-        h_debit.push_back(h->debit_account_id);
-        h_credit.push_back(h->credit_account_id);
-        h_amount.push_back(h->amount_fen);
-        h_posted.push_back(h->posted_fen);
-        h_released.push_back(h->released_fen);
-        h_expires.push_back(h->expires_at_us);
-        h_resolved.push_back(h->resolved);
-      }
-      tx.exec_params0(kUpsertHolds, BigintArray(h_id), TextArray(h_program), BigintArray(h_debit),
-                      BigintArray(h_credit), BigintArray(h_amount), BigintArray(h_posted),
-                      BigintArray(h_released), BigintArray(h_expires), BoolArray(h_resolved));
-    }
-
-    std::vector<int64_t> a_id, a_dp, a_dpo, a_cp, a_cpo;
-    for (int64_t id : state.TouchedAccountIds()) {
-      const AccountState* a = state.FindAccount(id);
-      a_id.push_back(a->id);
-      a_dp.push_back(a->debits_pending_fen);
-      a_dpo.push_back(a->debits_posted_fen);
-      a_cp.push_back(a->credits_pending_fen);
-      a_cpo.push_back(a->credits_posted_fen);
-    }
-    tx.exec_params0(kUpdateAccounts, BigintArray(a_id), BigintArray(a_dp), BigintArray(a_dpo),
-                    BigintArray(a_cp), BigintArray(a_cpo));
-    tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
-                    TextArray(k_response));
+    std::vector<PendingTransfer> pending;
+    for (Pending* p : batch) pending.push_back({&p->submission, p->request_hash});
+    decided = ApplyTransfersInTransaction(tx, pending, now_us);
     if (options_.before_commit_for_test) options_.before_commit_for_test(backend_pid);
     return absl::OkStatus();
   };
-
   absl::Status status = RunTransaction(pool_, body);
   if (status.ok()) {
     absl::MutexLock lock(&mu_);
