@@ -16,8 +16,10 @@
 #include "server/auth.h"
 #include "server/health.h"
 #include "server/identity_service.h"
+#include "server/ledger_service.h"
 #include "server/metrics.h"
 #include "server/version.h"
+#include "storage/ledger_writer.h"
 #include "storage/migrator.h"
 #include "storage/pg_pool.h"
 
@@ -83,11 +85,16 @@ int RunServe(const VchdConfig& config) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   IdentityServiceImpl identity(schema_version);
+  LedgerServiceImpl ledger(**pool);
+  // The ledger's only writer in this process. Its background expiry resolves due holds while
+  // vchd runs; it is stopped after the last handler finished and before the pool goes away.
+  auto ledger_writer = std::make_unique<storage::LedgerWriter>(**pool);
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(config.listen, *creds, &bound_port);
   builder.RegisterService(&identity);
+  builder.RegisterService(&ledger);
   // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
@@ -141,6 +148,7 @@ int RunServe(const VchdConfig& config) {
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(config.shutdown_grace));
   server->Wait();
+  ledger_writer.reset();
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }

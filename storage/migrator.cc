@@ -1,7 +1,5 @@
 #include "storage/migrator.h"
 
-#include <openssl/evp.h>
-
 #include <map>
 #include <pqxx/pqxx>
 #include <regex>
@@ -9,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
+#include "base/sha256.h"
 #include "storage/pg_error.h"
 
 namespace vch::storage {
@@ -30,20 +29,6 @@ absl::Status Mismatch(std::string message) {
 }
 
 }  // namespace
-
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
-  }
-  return hex;
-}
 
 absl::StatusOr<std::vector<Migration>> ParseMigrations(const std::vector<MigrationFile>& files) {
   static const std::regex kPattern(R"(V(\d{4,})__([a-z0-9_]+)\.sql)");

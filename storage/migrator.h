@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/sha256.h"
 
 namespace pqxx {
 class connection_base;
@@ -58,7 +59,7 @@ absl::StatusOr<int64_t> CurrentSchemaVersion(pqxx::connection_base& conn);
 // SCHEMA_TOO_OLD / SCHEMA_TOO_NEW) with a message saying what to run otherwise.
 absl::Status CheckSchemaVersion(pqxx::connection_base& conn, int64_t expected);
 
-std::string Sha256Hex(absl::string_view data);
+using ::vch::Sha256Hex;
 
 }  // namespace vch::storage
 

@@ -1,18 +1,26 @@
 // vch: command-line client of vchd. Human-readable output by default, --json for scripts.
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/json_log.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "vch/v1/identity.grpc.pb.h"
+#include "vch/v1/ledger.grpc.pb.h"
 
 namespace {
 
@@ -24,6 +32,18 @@ constexpr char kHelp[] =
     "Commands:\n"
     "  health            the server's grpc.health.v1 status (exit 0 only when SERVING)\n"
     "  whoami            the principal the server authenticates you as\n"
+    "  account get ID    one ledger account and its balance\n"
+    "  transfers list [--account ID] [--kind KIND] [--page-size N] [--page-token T]\n"
+    "                    an account's transfers in id order (its statement); --account may be\n"
+    "                    left out only by PLATFORM_ADMIN and AUDITOR; KIND is FUND, AWARD, HOLD,\n"
+    "                    POST, VOID, EXPIRE, PAYOUT, CLAWBACK or REVERSAL; a page holds N\n"
+    "                    transfers (default 100, at most 1000), the next page is asked for with\n"
+    "                    the --page-token printed under the table\n"
+    "  balance --account ID [--at TIME]\n"
+    "                    the account's balance as of TIME (RFC 3339, e.g.\n"
+    "                    2024-05-01T08:00:00+08:00; default now)\n"
+    "  verify            check the ledger's invariants (PLATFORM_ADMIN, AUDITOR); exit 0 when\n"
+    "                    it verifies, 1 with each violation printed when it does not\n"
     "  help              this text\n"
     "\n"
     "Global options (each also read from its environment variable):\n"
@@ -33,7 +53,10 @@ constexpr char kHelp[] =
     "  --timeout-ms=MS                      per-call deadline (default 10000)\n"
     "  --json                               print JSON instead of text\n"
     "\n"
-    "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed), 2 bad usage.\n";
+    "Amounts are shown in CNY with two decimals; --json gives exact integer fen (*_fen fields).\n"
+    "\n"
+    "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed) or the ledger\n"
+    "did not verify, 2 bad usage.\n";
 
 struct Options {
   std::string server = "127.0.0.1:50051";
@@ -41,6 +64,9 @@ struct Options {
   int timeout_ms = 10000;
   bool json = false;
 };
+
+// Flags that belong to one command (--account, --kind, ...), by name without the dashes.
+using CommandFlags = std::map<std::string, std::string>;
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "vch: %s (see vch help)\n", message.c_str());
@@ -145,6 +171,345 @@ int WhoAmI(const std::shared_ptr<grpc::Channel>& channel, const Options& options
   return 0;
 }
 
+// --- Formatting shared by the ledger commands. ---
+
+// Builds one JSON object field by field, in order.
+class JsonObject {
+ public:
+  JsonObject& String(absl::string_view key, absl::string_view value) {
+    Key(key);
+    vch::AppendJsonString(&out_, value);
+    return *this;
+  }
+  JsonObject& Int(absl::string_view key, int64_t value) {
+    Key(key);
+    absl::StrAppend(&out_, value);
+    return *this;
+  }
+  JsonObject& Bool(absl::string_view key, bool value) {
+    Key(key);
+    out_ += value ? "true" : "false";
+    return *this;
+  }
+  // `json` must already be valid JSON (a nested object or array).
+  JsonObject& Raw(absl::string_view key, absl::string_view json) {
+    Key(key);
+    absl::StrAppend(&out_, json);
+    return *this;
+  }
+  std::string Finish() const { return out_ + "}"; }
+
+ private:
+  void Key(absl::string_view key) {
+    if (out_.size() > 1) out_ += ",";
+    vch::AppendJsonString(&out_, key);
+    out_ += ":";
+  }
+  std::string out_ = "{";
+};
+
+// "2800.00" for 280000 fen; exact for every int64.
+std::string FormatCny(int64_t fen) {
+  const uint64_t magnitude = fen < 0 ? 0 - static_cast<uint64_t>(fen) : static_cast<uint64_t>(fen);
+  const uint64_t cents = magnitude % 100;
+  return absl::StrCat(fen < 0 ? "-" : "", magnitude / 100, cents < 10 ? ".0" : ".", cents);
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+// RFC 3339 in UTC with a "Z" and only the fractional digits needed, as in vchd's logs.
+std::string FormatUtc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+// FormatUtc of the timestamp, or "" when it is unset.
+std::string FormatTimestamp(bool set, const google::protobuf::Timestamp& t) {
+  return set ? FormatUtc(FromTimestamp(t)) : std::string();
+}
+
+// The enum value's name without its prefix: "WALLET" for ACCOUNT_KIND_WALLET.
+std::string ShortName(const std::string& name, absl::string_view prefix) {
+  return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
+}
+
+std::string AccountKindName(vch::v1::AccountKind kind) {
+  return ShortName(vch::v1::AccountKind_Name(kind), "ACCOUNT_KIND_");
+}
+
+std::string TransferKindName(vch::v1::TransferKind kind) {
+  return ShortName(vch::v1::TransferKind_Name(kind), "TRANSFER_KIND_");
+}
+
+std::string BalanceJson(const vch::v1::Balance& b) {
+  return JsonObject()
+      .Int("debits_pending_fen", b.debits_pending_fen())
+      .Int("debits_posted_fen", b.debits_posted_fen())
+      .Int("credits_pending_fen", b.credits_pending_fen())
+      .Int("credits_posted_fen", b.credits_posted_fen())
+      .Int("available_fen", b.available_fen())
+      .Finish();
+}
+
+std::string AccountJson(const vch::v1::Account& a) {
+  return JsonObject()
+      .Int("id", a.id())
+      .String("name", a.name())
+      .String("program", a.program())
+      .String("issuer", a.issuer())
+      .String("kind", AccountKindName(a.kind()))
+      .String("owner", a.owner())
+      .Bool("no_overdraft", a.no_overdraft())
+      .Raw("balance", BalanceJson(a.balance()))
+      .String("create_time", FormatTimestamp(a.has_create_time(), a.create_time()))
+      .Finish();
+}
+
+std::string TransferJson(const vch::v1::Transfer& t) {
+  JsonObject json;
+  json.Int("id", t.id())
+      .String("program", t.program())
+      .String("kind", TransferKindName(t.kind()))
+      .Int("debit_account_id", t.debit_account_id())
+      .Int("credit_account_id", t.credit_account_id())
+      .Int("amount_fen", t.amount_fen())
+      .Int("released_fen", t.released_fen())
+      .Int("pending_id", t.pending_id());
+  if (t.has_expire_time()) json.String("expire_time", FormatTimestamp(true, t.expire_time()));
+  return json.String("create_time", FormatTimestamp(t.has_create_time(), t.create_time()))
+      .String("request_id", t.request_id())
+      .Raw("metadata", t.metadata_json().empty() ? "{}" : t.metadata_json())
+      .Raw("debit_balance_after", BalanceJson(t.debit_balance_after()))
+      .Raw("credit_balance_after", BalanceJson(t.credit_balance_after()))
+      .Finish();
+}
+
+void PrintBalanceText(const vch::v1::Balance& b) {
+  std::printf(
+      "debits_pending   %s CNY\ndebits_posted    %s CNY\ncredits_pending  %s CNY\n"
+      "credits_posted   %s CNY\navailable        %s CNY\n",
+      FormatCny(b.debits_pending_fen()).c_str(), FormatCny(b.debits_posted_fen()).c_str(),
+      FormatCny(b.credits_pending_fen()).c_str(), FormatCny(b.credits_posted_fen()).c_str(),
+      FormatCny(b.available_fen()).c_str());
+}
+
+// --- Argument helpers. ---
+
+// Usage error unless every flag given is one the command takes.
+bool OnlyFlags(const CommandFlags& flags, const std::set<std::string>& allowed,
+               const std::string& command, int* exit_code) {
+  for (const auto& [name, value] : flags) {
+    if (!allowed.contains(name)) {
+      *exit_code = Usage(absl::StrCat(command, " does not take --", name));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ParseAccountId(absl::string_view text, int64_t* id) {
+  return absl::SimpleAtoi(text, id) && *id > 0;
+}
+
+// --- Ledger commands. ---
+
+int AccountGet(const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+               const std::vector<std::string>& args, const CommandFlags& flags) {
+  int code = 0;
+  if (!OnlyFlags(flags, {}, "account get", &code)) return code;
+  if (args.size() != 1) return Usage("usage: vch account get ID");
+  vch::v1::GetAccountRequest request;
+  int64_t id = 0;
+  if (!ParseAccountId(args[0], &id)) return Usage("account ID must be a positive integer");
+  request.set_account_id(id);
+  auto stub = vch::v1::LedgerService::NewStub(channel);
+  grpc::ClientContext context;
+  PrepareContext(&context, options);
+  vch::v1::GetAccountResponse response;
+  grpc::Status status = stub->GetAccount(&context, request, &response);
+  if (!status.ok()) return PrintError(status, options.json);
+  const vch::v1::Account& a = response.account();
+  if (options.json) {
+    std::printf("%s\n", AccountJson(a).c_str());
+    return 0;
+  }
+  std::printf(
+      "id               %lld\nname             %s\nprogram          %s\nissuer           %s\n"
+      "kind             %s\nowner            %s\nno_overdraft     %s\ncreated          %s\n",
+      static_cast<long long>(a.id()), a.name().c_str(), a.program().c_str(), a.issuer().c_str(),
+      AccountKindName(a.kind()).c_str(), a.owner().empty() ? "-" : a.owner().c_str(),
+      a.no_overdraft() ? "yes" : "no",
+      FormatTimestamp(a.has_create_time(), a.create_time()).c_str());
+  PrintBalanceText(a.balance());
+  return 0;
+}
+
+int TransfersList(const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+                  const std::vector<std::string>& args, const CommandFlags& flags) {
+  int code = 0;
+  if (!OnlyFlags(flags, {"account", "kind", "page-size", "page-token"}, "transfers list", &code)) {
+    return code;
+  }
+  if (!args.empty()) return Usage("transfers list takes no positional arguments");
+  vch::v1::ListTransfersRequest request;
+  if (auto it = flags.find("account"); it != flags.end()) {
+    int64_t id = 0;
+    if (!ParseAccountId(it->second, &id)) return Usage("--account needs a positive account id");
+    request.set_account_id(id);
+  }
+  if (auto it = flags.find("kind"); it != flags.end()) {
+    vch::v1::TransferKind kind;
+    if (!vch::v1::TransferKind_Parse(
+            absl::StrCat("TRANSFER_KIND_", absl::AsciiStrToUpper(it->second)), &kind) ||
+        kind == vch::v1::TRANSFER_KIND_UNSPECIFIED) {
+      return Usage(absl::StrCat("unknown transfer kind '", it->second, "'"));
+    }
+    request.set_kind(kind);
+  }
+  if (auto it = flags.find("page-size"); it != flags.end()) {
+    int32_t page_size = 0;
+    if (!absl::SimpleAtoi(it->second, &page_size) || page_size < 0) {
+      return Usage("--page-size needs a number >= 0");
+    }
+    request.set_page_size(page_size);
+  }
+  if (auto it = flags.find("page-token"); it != flags.end()) request.set_page_token(it->second);
+
+  auto stub = vch::v1::LedgerService::NewStub(channel);
+  grpc::ClientContext context;
+  PrepareContext(&context, options);
+  vch::v1::ListTransfersResponse response;
+  grpc::Status status = stub->ListTransfers(&context, request, &response);
+  if (!status.ok()) return PrintError(status, options.json);
+  if (options.json) {
+    std::string transfers = "[";
+    for (const vch::v1::Transfer& t : response.transfers()) {
+      if (transfers.size() > 1) transfers += ",";
+      transfers += TransferJson(t);
+    }
+    transfers += "]";
+    std::printf("%s\n", JsonObject()
+                            .Raw("transfers", transfers)
+                            .String("next_page_token", response.next_page_token())
+                            .Finish()
+                            .c_str());
+    return 0;
+  }
+  // With one account named, the last column is that account's available balance after each
+  // transfer, which makes the table a statement.
+  const int64_t account = request.account_id();
+  std::printf("%-10s %-9s %10s %10s %16s %16s  %s\n", "ID", "KIND", "DEBIT", "CREDIT", "AMOUNT_CNY",
+              account != 0 ? "AVAILABLE_CNY" : "", "CREATED");
+  for (const vch::v1::Transfer& t : response.transfers()) {
+    std::string available;
+    if (account != 0) {
+      const vch::v1::Balance& after =
+          t.debit_account_id() == account ? t.debit_balance_after() : t.credit_balance_after();
+      available = FormatCny(after.available_fen());
+    }
+    std::printf("%-10lld %-9s %10lld %10lld %16s %16s  %s\n", static_cast<long long>(t.id()),
+                TransferKindName(t.kind()).c_str(), static_cast<long long>(t.debit_account_id()),
+                static_cast<long long>(t.credit_account_id()), FormatCny(t.amount_fen()).c_str(),
+                available.c_str(), FormatTimestamp(t.has_create_time(), t.create_time()).c_str());
+  }
+  if (!response.next_page_token().empty()) {
+    std::printf("more: --page-token %s\n", response.next_page_token().c_str());
+  }
+  return 0;
+}
+
+int Balance(const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+            const std::vector<std::string>& args, const CommandFlags& flags) {
+  int code = 0;
+  if (!OnlyFlags(flags, {"account", "at"}, "balance", &code)) return code;
+  if (!args.empty()) return Usage("balance takes no positional arguments");
+  vch::v1::GetBalanceAtRequest request;
+  auto account = flags.find("account");
+  int64_t id = 0;
+  if (account == flags.end() || !ParseAccountId(account->second, &id)) {
+    return Usage("balance needs --account ID (a positive account id)");
+  }
+  request.set_account_id(id);
+  absl::Time at = absl::Now();
+  if (auto it = flags.find("at"); it != flags.end()) {
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, it->second, &at, &error)) {
+      return Usage(absl::StrCat("--at needs an RFC 3339 time such as 2024-05-01T08:00:00+08:00 (",
+                                error, ")"));
+    }
+  }
+  const int64_t seconds = absl::ToUnixSeconds(at);
+  request.mutable_time()->set_seconds(seconds);
+  request.mutable_time()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(at - absl::FromUnixSeconds(seconds))));
+
+  auto stub = vch::v1::LedgerService::NewStub(channel);
+  grpc::ClientContext context;
+  PrepareContext(&context, options);
+  vch::v1::GetBalanceAtResponse response;
+  grpc::Status status = stub->GetBalanceAt(&context, request, &response);
+  if (!status.ok()) return PrintError(status, options.json);
+  const std::string at_text = FormatUtc(at);
+  if (options.json) {
+    std::printf("%s\n", JsonObject()
+                            .Int("account_id", id)
+                            .String("time", at_text)
+                            .Int("last_transfer_id", response.last_transfer_id())
+                            .Raw("balance", BalanceJson(response.balance()))
+                            .Finish()
+                            .c_str());
+    return 0;
+  }
+  std::printf("account          %lld\nat               %s\nlast_transfer    %s\n",
+              static_cast<long long>(id), at_text.c_str(),
+              response.last_transfer_id() == 0 ? "- (no transfer yet)"
+                                               : absl::StrCat(response.last_transfer_id()).c_str());
+  PrintBalanceText(response.balance());
+  return 0;
+}
+
+int Verify(const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+           const std::vector<std::string>& args, const CommandFlags& flags) {
+  int code = 0;
+  if (!OnlyFlags(flags, {}, "verify", &code)) return code;
+  if (!args.empty()) return Usage("verify takes no arguments");
+  auto stub = vch::v1::LedgerService::NewStub(channel);
+  grpc::ClientContext context;
+  PrepareContext(&context, options);
+  vch::v1::VerifyLedgerResponse response;
+  grpc::Status status = stub->VerifyLedger(&context, vch::v1::VerifyLedgerRequest(), &response);
+  if (!status.ok()) return PrintError(status, options.json);
+  if (options.json) {
+    std::string violations = "[";
+    for (const std::string& v : response.violations()) {
+      if (violations.size() > 1) violations += ",";
+      vch::AppendJsonString(&violations, v);
+    }
+    violations += "]";
+    std::printf("%s\n", JsonObject()
+                            .Bool("ok", response.ok())
+                            .Int("accounts", response.accounts())
+                            .Int("transfers", response.transfers())
+                            .Int("holds", response.holds())
+                            .Raw("violations", violations)
+                            .Finish()
+                            .c_str());
+  } else if (response.ok()) {
+    std::printf("ledger verified: %lld accounts, %lld transfers, %lld holds\n",
+                static_cast<long long>(response.accounts()),
+                static_cast<long long>(response.transfers()),
+                static_cast<long long>(response.holds()));
+  } else {
+    std::printf("ledger NOT verified: %d violations (%lld accounts, %lld transfers, %lld holds)\n",
+                response.violations_size(), static_cast<long long>(response.accounts()),
+                static_cast<long long>(response.transfers()),
+                static_cast<long long>(response.holds()));
+    for (const std::string& v : response.violations()) std::printf("  %s\n", v.c_str());
+  }
+  return response.ok() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -152,6 +517,7 @@ int main(int argc, char** argv) {
   if (const char* v = std::getenv("VCH_SERVER"); v != nullptr && *v) options.server = v;
   if (const char* v = std::getenv("VCH_PRINCIPAL"); v != nullptr && *v) options.principal = v;
   std::vector<std::string> positional;
+  CommandFlags command_flags;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value_of = [&](absl::string_view flag, std::string* out) {
@@ -177,6 +543,16 @@ int main(int argc, char** argv) {
     } else if (value_of("--timeout-ms", &value)) {
       options.timeout_ms = std::atoi(value.c_str());
       if (options.timeout_ms <= 0) return Usage("--timeout-ms needs a positive number");
+    } else if (value_of("--account", &value)) {
+      command_flags["account"] = value;
+    } else if (value_of("--kind", &value)) {
+      command_flags["kind"] = value;
+    } else if (value_of("--page-size", &value)) {
+      command_flags["page-size"] = value;
+    } else if (value_of("--page-token", &value)) {
+      command_flags["page-token"] = value;
+    } else if (value_of("--at", &value)) {
+      command_flags["at"] = value;
     } else if (absl::StartsWith(arg, "--")) {
       return Usage(absl::StrCat("unknown flag ", arg));
     } else {
@@ -190,7 +566,25 @@ int main(int argc, char** argv) {
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
   const std::string& command = positional[0];
+  const std::vector<std::string> rest(positional.begin() + 1, positional.end());
+  // Commands without flags of their own refuse any, like the ledger commands do.
+  if (command == "health" || command == "whoami") {
+    int code = 0;
+    if (!OnlyFlags(command_flags, {}, command, &code)) return code;
+  }
   if (command == "health") return Health(channel, options);
   if (command == "whoami") return WhoAmI(channel, options);
+  if (command == "account" && !rest.empty() && rest[0] == "get") {
+    return AccountGet(channel, options, {rest.begin() + 1, rest.end()}, command_flags);
+  }
+  if (command == "transfers" && !rest.empty() && rest[0] == "list") {
+    return TransfersList(channel, options, {rest.begin() + 1, rest.end()}, command_flags);
+  }
+  if (command == "balance") return Balance(channel, options, rest, command_flags);
+  if (command == "verify") return Verify(channel, options, rest, command_flags);
+  if (command == "account" || command == "transfers") {
+    return Usage(absl::StrCat("usage: vch ", command,
+                              command == "account" ? " get ID" : " list [--account ID] ..."));
+  }
   return Usage(absl::StrCat("unknown command '", command, "'"));
 }
