@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 #include "policy/principal.h"
 #include "server/auth.h"
 #include "server/grpc_status.h"
@@ -37,6 +38,8 @@ grpc::Status HandleRpc(grpc::ServerContext* context, absl::string_view method, B
     result = ToGrpcStatus(principal.status(), method, nullptr);
   } else {
     absl::Time deadline = std::min(absl::FromChrono(context->deadline()), start + kMaxCallDuration);
+    // Storage reads the deadline from the thread and passes it to Postgres.
+    ScopedDeadline scoped_deadline(deadline);
     absl::Status status = body(CallContext{*principal, deadline});
     result = ToGrpcStatus(status, method, &*principal);
   }

@@ -86,9 +86,13 @@ int RunServe(const VchdConfig& config) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   IdentityServiceImpl identity(schema_version);
   LedgerServiceImpl ledger(**pool);
-  // The ledger's only writer in this process. Its background expiry resolves due holds while
-  // vchd runs; it is stopped after the last handler finished and before the pool goes away.
-  auto ledger_writer = std::make_unique<storage::LedgerWriter>(**pool);
+  // The ledger's only writer in this process, on connections of its own (a batch and the
+  // background expiry) so that handlers holding every pooled connection never starve it. Its
+  // expiry resolves due holds while vchd runs; it stops after the last handler finished.
+  absl::StatusOr<std::unique_ptr<storage::PgPool>> writer_pool =
+      storage::PgPool::Create({.dsn = config.dsn, .size = 2, .application_name = "vchd-ledger"});
+  if (!writer_pool.ok()) return Fail(writer_pool.status().message());
+  auto ledger_writer = std::make_unique<storage::LedgerWriter>(**writer_pool);
 
   grpc::ServerBuilder builder;
   int bound_port = 0;

@@ -497,15 +497,19 @@ void LedgerWriter::RunWriter() {
 }
 
 void LedgerWriter::RunExpiry() {
+  bool failing = false;  // log failures once per outage, not every interval
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.expiry_interval)) return;
     }
     absl::StatusOr<int64_t> expired = ExpireDueHolds();
-    if (!expired.ok()) {
-      Log(LogLevel::kWarning, "hold expiry failed", {{"error", expired.status().message()}});
+    if (!expired.ok() && !failing) {
+      Log(LogLevel::kWarning, "hold expiry failing", {{"error", expired.status().message()}});
+    } else if (expired.ok() && failing) {
+      Log(LogLevel::kInfo, "hold expiry recovered");
     }
+    failing = !expired.ok();
   }
 }
 

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
+#include "base/deadline.h"
 #include "base/errors.h"
 #include "base/json_log.h"
 #include "storage/pg_error.h"
@@ -33,7 +34,7 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
 absl::Status PgPool::OpenSlot(int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
   try {
     auto conn = std::make_unique<pqxx::connection>(options_.dsn);
-    conn->set_variable("application_name", pqxx::to_string(options_.application_name));
+    conn->set_variable("application_name", conn->quote(options_.application_name));
     connections_[slot] = std::move(conn);
     prepared_count_[slot] = 0;
     return absl::OkStatus();
@@ -117,8 +118,9 @@ absl::Status RunTransaction(PgPool& pool,
       } else {
         tx = std::make_unique<pqxx::work>(lease->connection());
       }
-      if (options.deadline != absl::InfiniteFuture()) {
-        int64_t ms = absl::ToInt64Milliseconds(options.deadline - absl::Now());
+      const absl::Time deadline = std::min(options.deadline, CurrentDeadline());
+      if (deadline != absl::InfiniteFuture()) {
+        int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
         if (ms <= 0) {
           return DomainError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                              "deadline passed before the transaction started");

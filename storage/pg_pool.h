@@ -87,7 +87,8 @@ class PgPool {
 struct TransactionOptions {
   // Attempts for serialization failures and deadlocks (ABORTED) before giving up.
   int max_attempts = 3;
-  // Propagated as SET LOCAL statement_timeout; InfiniteFuture = none.
+  // Propagated as SET LOCAL statement_timeout, together with the thread's CurrentDeadline()
+  // (base/deadline.h; the earlier wins). InfiniteFuture = none.
   absl::Time deadline = absl::InfiniteFuture();
   bool serializable = false;
 };

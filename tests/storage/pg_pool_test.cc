@@ -4,6 +4,7 @@
 
 #include <pqxx/pqxx>
 
+#include "base/deadline.h"
 #include "storage/pg_error.h"
 #include "tests/testing/test_db.h"
 
@@ -124,6 +125,22 @@ TEST(PgErrorTest, MapsDatabaseErrorsToStatuses) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED"));
   absl::Status internal = run("SELECT * FROM no_such_table");
   EXPECT_THAT(internal, StatusIs(absl::StatusCode::kInternal));
+}
+
+TEST(PgPoolTest, TheThreadsDeadlineReachesPostgres) {
+  std::unique_ptr<PgPool> pool = MakePool(CreateTestDatabase(), 1);
+  auto sleep = [](pqxx::dbtransaction& tx) {
+    tx.exec0("SELECT pg_sleep(5)");
+    return absl::OkStatus();
+  };
+  {
+    ScopedDeadline deadline(absl::Now() + absl::Milliseconds(100));
+    const absl::Time start = absl::Now();
+    EXPECT_THAT(RunTransaction(*pool, sleep),
+                StatusIs(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED"));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(4));
+  }
+  EXPECT_EQ(CurrentDeadline(), absl::InfiniteFuture());
 }
 
 TEST(PgErrorTest, ConstraintNameFromMessage) {
