@@ -407,7 +407,10 @@ struct LedgerWriter::Pending {
 };
 
 LedgerWriter::LedgerWriter(PgPool& pool, LedgerWriterOptions options)
-    : pool_(pool), options_(std::move(options)), writer_([this] { RunWriter(); }) {
+    : pool_(pool), options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.writer_threads); ++i) {
+    writers_.emplace_back([this] { RunWriter(); });
+  }
   if (options_.expiry_interval > absl::ZeroDuration())
     expiry_ = std::thread([this] { RunExpiry(); });
 }
@@ -418,7 +421,7 @@ LedgerWriter::~LedgerWriter() {
     stopping_ = true;
   }
   if (expiry_.joinable()) expiry_.join();
-  writer_.join();
+  for (std::thread& w : writers_) w.join();
 }
 
 int64_t LedgerWriter::batches_committed() const {
@@ -472,6 +475,7 @@ std::vector<absl::StatusOr<TransferResult>> LedgerWriter::SubmitAll(
 }
 
 void LedgerWriter::RunWriter() {
+  bool was_busy = false;  // the previous iteration ran a batch
   while (true) {
     std::vector<Pending*> batch;
     {
@@ -480,19 +484,25 @@ void LedgerWriter::RunWriter() {
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty() && stopping_) return;
-      // Gather for at most max_wait, or until a full batch is queued.
-      auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return static_cast<int>(queue_.size()) >= options_.max_batch || stopping_;
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&full), options_.max_wait);
+      if (!was_busy) {
+        // Idle until now: gather for at most max_wait, or until a full batch is queued.
+        auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return static_cast<int>(queue_.size()) >= options_.max_batch || stopping_;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&full), options_.max_wait);
+      }
       while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
         batch.push_back(queue_.front());
         queue_.pop_front();
       }
     }
+    was_busy = !batch.empty();
+    if (batch.empty()) continue;  // another writer took them
     ExecuteBatch(batch);
     absl::MutexLock lock(&mu_);
     for (Pending* p : batch) p->done = true;
+    // Whatever queued while this batch ran goes next without waiting; an empty queue means idle.
+    was_busy = !queue_.empty();
   }
 }
 

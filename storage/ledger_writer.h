@@ -39,7 +39,12 @@ struct TransferResult {
 
 struct LedgerWriterOptions {
   int max_batch = 1024;
+  // How long an idle writer waits for more requests after the first arrives. A writer that
+  // just finished a batch takes what queued meanwhile at once (group commit).
   absl::Duration max_wait = absl::Milliseconds(2);
+  // Batches in flight at once, each on its own connection: one prepares while another waits
+  // for its WAL flush. Batches touching the same accounts serialize on their row locks.
+  int writer_threads = 2;
   // Background expiry of due holds; 0 = off (tests call ExpireDueHolds themselves).
   absl::Duration expiry_interval = absl::Milliseconds(250);
   // The ledger's clock: transfer times and hold expiry. Replaceable in tests.
@@ -92,7 +97,7 @@ class LedgerWriter {
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t batches_committed_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread writer_;
+  std::vector<std::thread> writers_;
   std::thread expiry_;
 };
 
