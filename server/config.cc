@@ -86,6 +86,15 @@ const std::vector<OptionSpec>& Options() {
          c.shutdown_grace = absl::Milliseconds(ms);
          return s;
        }},
+      {"award-expiry-interval-ms", "VCH_AWARD_EXPIRY_INTERVAL_MS", "MS",
+       "how often awards of programs whose redemption window ended are expired (default 10000; "
+       "0 = never)",
+       [](VchdConfig& c, absl::string_view v) {
+         int64_t ms = 0;
+         absl::Status s = ParseIntIn("award-expiry-interval-ms", v, 0, 86400000, &ms);
+         c.award_expiry_interval = absl::Milliseconds(ms);
+         return s;
+       }},
       {"auth", "VCH_AUTH", "MODE",
        "authentication mode; 'dev' (the only one so far): callers name their principal in the "
        "x-vch-principal header, accepted on loopback listeners only",

@@ -24,6 +24,7 @@ struct VchdConfig {
   int64_t max_message_bytes = 4 << 20;
   absl::Duration health_interval = absl::Seconds(1);
   absl::Duration shutdown_grace = absl::Seconds(10);
+  absl::Duration award_expiry_interval = absl::Seconds(10);
   std::string auth = "dev";  // only "dev" in this version: plain principal header, loopback only
   std::string port_file;     // if set, the bound port is written here once serving
   std::string log_level = "info";

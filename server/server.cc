@@ -18,10 +18,13 @@
 #include "server/identity_service.h"
 #include "server/ledger_service.h"
 #include "server/metrics.h"
+#include "server/periodic_job.h"
+#include "server/program_service.h"
 #include "server/version.h"
 #include "storage/ledger_writer.h"
 #include "storage/migrator.h"
 #include "storage/pg_pool.h"
+#include "storage/program_store.h"
 
 namespace vch::server {
 namespace {
@@ -90,15 +93,30 @@ int RunServe(const VchdConfig& config) {
   // background expiry) so that handlers holding every pooled connection never starve it. Its
   // expiry resolves due holds while vchd runs; it stops after the last handler finished.
   absl::StatusOr<std::unique_ptr<storage::PgPool>> writer_pool =
-      storage::PgPool::Create({.dsn = config.dsn, .size = 2, .application_name = "vchd-ledger"});
+      storage::PgPool::Create({.dsn = config.dsn, .size = 3, .application_name = "vchd-ledger"});
   if (!writer_pool.ok()) return Fail(writer_pool.status().message());
   auto ledger_writer = std::make_unique<storage::LedgerWriter>(**writer_pool);
+  IssuerServiceImpl issuers(**pool);
+  ProgramServiceImpl programs(**pool);
+  EnterpriseServiceImpl enterprises(**pool);
+  ApplicationServiceImpl applications(**pool);
+  // Awards expire when their program's redemption window ends (batched EXPIRE transfers).
+  PeriodicJob award_expiry("award expiry", config.award_expiry_interval, [&]() -> absl::Status {
+    absl::StatusOr<int64_t> swept =
+        storage::ExpireAwards(**writer_pool, *ledger_writer, absl::Now());
+    if (swept.ok() && *swept > 0) Log(LogLevel::kInfo, "awards expired", {{"wallets", *swept}});
+    return swept.status();
+  });
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(config.listen, *creds, &bound_port);
   builder.RegisterService(&identity);
   builder.RegisterService(&ledger);
+  builder.RegisterService(&issuers);
+  builder.RegisterService(&programs);
+  builder.RegisterService(&enterprises);
+  builder.RegisterService(&applications);
   // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
@@ -152,6 +170,7 @@ int RunServe(const VchdConfig& config) {
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(config.shutdown_grace));
   server->Wait();
+  award_expiry.Stop();
   ledger_writer.reset();
   Log(LogLevel::kInfo, "stopped");
   return 0;
