@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "base/json_log.h"
 #include "server/auth.h"
+#include "server/capacity_service.h"
 #include "server/health.h"
 #include "server/identity_service.h"
 #include "server/ledger_service.h"
@@ -100,6 +101,7 @@ int RunServe(const VchdConfig& config) {
   ProgramServiceImpl programs(**pool);
   EnterpriseServiceImpl enterprises(**pool);
   ApplicationServiceImpl applications(**pool);
+  CapacityServiceImpl capacity(**pool);
   // Awards expire when their program's redemption window ends (batched EXPIRE transfers).
   PeriodicJob award_expiry("award expiry", config.award_expiry_interval, [&]() -> absl::Status {
     absl::StatusOr<int64_t> swept =
@@ -117,6 +119,7 @@ int RunServe(const VchdConfig& config) {
   builder.RegisterService(&programs);
   builder.RegisterService(&enterprises);
   builder.RegisterService(&applications);
+  builder.RegisterService(&capacity);
   // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
