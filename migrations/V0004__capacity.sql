@@ -68,7 +68,8 @@ CREATE TABLE capacity_holds (
   datacenter_id text NOT NULL,
   pool_id       text NOT NULL,
   gpus          integer NOT NULL CONSTRAINT capacity_holds_gpus_positive CHECK (gpus > 0),
-  -- What the hold is for (a placement request id).
+  -- Who placed it (principal tenant or subject) and what for (a placement request id).
+  owner         text NOT NULL,
   purpose       text NOT NULL,
   -- 1 HELD, 2 RELEASED, 3 CONSUMED (the job started; the operator's reports now count it).
   state         smallint NOT NULL DEFAULT 1 CONSTRAINT capacity_holds_state_known CHECK (state BETWEEN 1 AND 3),
@@ -98,3 +99,5 @@ END
 $$;
 CREATE TRIGGER capacity_holds_forward_only BEFORE UPDATE OR DELETE ON capacity_holds
   FOR EACH ROW EXECUTE FUNCTION capacity_holds_forward_only();
+CREATE TRIGGER capacity_holds_no_truncate BEFORE TRUNCATE ON capacity_holds
+  FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();

@@ -197,6 +197,12 @@ grpc::Status CapacityServiceImpl::ReportCapacity(grpc::ServerContext* context,
     for (int i = 0; i < request->reports_size(); ++i) {
       const v1::PoolReport& r = request->reports(i);
       if (r.gpus_free() < 0) v.Add(absl::StrCat("reports[", i, "].gpus_free"), "must be >= 0");
+      for (int j = 0; j < i; ++j) {
+        if (request->reports(j).pool() == r.pool()) {
+          v.Add(absl::StrCat("reports[", i, "].pool"), "names a pool already reported above");
+          break;
+        }
+      }
       reports.push_back({r.pool(), r.gpus_free()});
     }
     VCH_RETURN_IF_ERROR(v.Finish());
@@ -262,7 +268,12 @@ grpc::Status CapacityServiceImpl::GetUtilization(grpc::ServerContext* context,
       if (parts.size() == 4 && parts[0] == "datacenters" && parts[2] == "pools") {
         parts = {parts[1], parts[3]};
       }
-      if (parts.size() != 2) {
+      ViolationCollector names;
+      if (parts.size() == 2) {
+        CheckSlug(parts[0], "pool", names);
+        CheckSlug(parts[1], "pool", names);
+      }
+      if (parts.size() != 2 || !names.empty()) {
         v.Add("pool", "must be datacenters/{dc}/pools/{pool} or {dc}/{pool}");
       } else {
         q.datacenter_id = parts[0];

@@ -95,6 +95,37 @@ const std::vector<OptionSpec>& Options() {
          c.award_expiry_interval = absl::Milliseconds(ms);
          return s;
        }},
+      {"placement-weights", "VCH_PLACEMENT_WEIGHTS", "U,P,R",
+       "placement score weights: utilization, price, region preference (default 1000,1,50)",
+       [](VchdConfig& c, absl::string_view v) {
+         std::vector<absl::string_view> parts = absl::StrSplit(v, ',');
+         double w[3];
+         if (parts.size() != 3 || !absl::SimpleAtod(parts[0], &w[0]) ||
+             !absl::SimpleAtod(parts[1], &w[1]) || !absl::SimpleAtod(parts[2], &w[2]) || w[0] < 0 ||
+             w[1] < 0 || w[2] < 0) {
+           return BadValue("placement-weights", v, "expected three non-negative numbers U,P,R");
+         }
+         c.placement_weight_utilization = w[0];
+         c.placement_weight_price = w[1];
+         c.placement_weight_region = w[2];
+         return absl::OkStatus();
+       }},
+      {"max-report-age-ms", "VCH_MAX_REPORT_AGE_MS", "MS",
+       "capacity reports older than this make a pool ineligible for placement (default 900000)",
+       [](VchdConfig& c, absl::string_view v) {
+         int64_t ms = 0;
+         absl::Status s = ParseIntIn("max-report-age-ms", v, 1000, 86400000, &ms);
+         c.placement_max_report_age = absl::Milliseconds(ms);
+         return s;
+       }},
+      {"capacity-hold-ttl-ms", "VCH_CAPACITY_HOLD_TTL_MS", "MS",
+       "how long a placement's capacity hold lasts unless confirmed (default 1800000)",
+       [](VchdConfig& c, absl::string_view v) {
+         int64_t ms = 0;
+         absl::Status s = ParseIntIn("capacity-hold-ttl-ms", v, 1000, 86400000, &ms);
+         c.capacity_hold_ttl = absl::Milliseconds(ms);
+         return s;
+       }},
       {"auth", "VCH_AUTH", "MODE",
        "authentication mode; 'dev' (the only one so far): callers name their principal in the "
        "x-vch-principal header, accepted on loopback listeners only",

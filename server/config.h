@@ -25,6 +25,12 @@ struct VchdConfig {
   absl::Duration health_interval = absl::Seconds(1);
   absl::Duration shutdown_grace = absl::Seconds(10);
   absl::Duration award_expiry_interval = absl::Seconds(10);
+  // Placement: score weights, freshness of capacity reports, lifetime of capacity holds.
+  double placement_weight_utilization = 1000.0;
+  double placement_weight_price = 1.0;
+  double placement_weight_region = 50.0;
+  absl::Duration placement_max_report_age = absl::Minutes(15);
+  absl::Duration capacity_hold_ttl = absl::Minutes(30);
   std::string auth = "dev";  // only "dev" in this version: plain principal header, loopback only
   std::string port_file;     // if set, the bound port is written here once serving
   std::string log_level = "info";

@@ -210,6 +210,13 @@ absl::Status ValidateRegion(absl::string_view code, absl::string_view field) {
   return v.Finish("REGION_INVALID");
 }
 
+// Adds the violation of a malformed unified social credit code to `v`.
+void CheckUscc(absl::string_view uscc, absl::string_view field, ViolationCollector& v) {
+  if (absl::Status s = policy::ValidateUscc(uscc, field); !s.ok()) {
+    for (const FieldViolation& fv : FieldViolationsOf(s)) v.Add(fv.field, fv.description);
+  }
+}
+
 // Application scope of a reader: NOT_FOUND for others' rows comes from storage.
 absl::StatusOr<storage::ApplicationScope> ReadScope(const policy::Principal& p) {
   if (SeesEverything(p)) return storage::ApplicationScope{};
@@ -285,6 +292,9 @@ grpc::Status IssuerServiceImpl::GetIssuer(grpc::ServerContext* context,
                                           const v1::GetIssuerRequest* request,
                                           v1::GetIssuerResponse* response) {
   return HandleRpc(context, "IssuerService.GetIssuer", [&](const CallContext&) -> absl::Status {
+    ViolationCollector v;
+    CheckSlug(request->id(), "id", v);
+    VCH_RETURN_IF_ERROR(v.Finish());
     VCH_ASSIGN_OR_RETURN(storage::IssuerRecord r, storage::GetIssuer(pool_, request->id()));
     ToIssuer(r, response->mutable_issuer());
     return absl::OkStatus();
@@ -364,6 +374,9 @@ grpc::Status ProgramServiceImpl::GetProgram(grpc::ServerContext* context,
                                             const v1::GetProgramRequest* request,
                                             v1::GetProgramResponse* response) {
   return HandleRpc(context, "ProgramService.GetProgram", [&](const CallContext&) -> absl::Status {
+    ViolationCollector v;
+    CheckSlug(request->id(), "id", v);
+    VCH_RETURN_IF_ERROR(v.Finish());
     VCH_ASSIGN_OR_RETURN(storage::ProgramRecord r, storage::GetProgram(pool_, request->id()));
     ToProgram(r, response->mutable_program());
     return absl::OkStatus();
@@ -376,6 +389,8 @@ grpc::Status ProgramServiceImpl::ListPrograms(grpc::ServerContext* context,
   return HandleRpc(context, "ProgramService.ListPrograms", [&](const CallContext&) -> absl::Status {
     ViolationCollector v;
     const int size = PageSize(request->page_size(), v);
+    if (!request->issuer().empty()) CheckSlug(request->issuer(), "issuer", v);
+    if (!v1::ProgramState_IsValid(request->state())) v.Add("state", "must be a known state");
     const std::string filters =
         absl::StrCat(request->issuer(), ",", static_cast<int>(request->state()));
     std::optional<std::string> after = DecodePageToken(request->page_token(), filters, v);
@@ -537,6 +552,9 @@ grpc::Status EnterpriseServiceImpl::GetEnterprise(grpc::ServerContext* context,
                                                   v1::GetEnterpriseResponse* response) {
   return HandleRpc(context, "EnterpriseService.GetEnterprise", [&](const CallContext& call) {
     const policy::Principal& p = call.principal;
+    ViolationCollector v;
+    CheckUscc(request->uscc(), "uscc", v);
+    VCH_RETURN_IF_ERROR(v.Finish());
     const bool visible = SeesEverything(p) || IsIssuerStaff(p) ||
                          (p.role == Role::kEnterprise && p.tenant == request->uscc());
     if (!visible) {
@@ -630,6 +648,9 @@ grpc::Status ApplicationServiceImpl::GetApplication(grpc::ServerContext* context
                                                     v1::GetApplicationResponse* response) {
   return HandleRpc(context, "ApplicationService.GetApplication", [&](const CallContext& call) {
     VCH_ASSIGN_OR_RETURN(storage::ApplicationScope scope, ReadScope(call.principal));
+    ViolationCollector v;
+    CheckId(request->id(), v);
+    VCH_RETURN_IF_ERROR(v.Finish());
     VCH_ASSIGN_OR_RETURN(storage::ApplicationRecord r,
                          storage::GetApplication(pool_, request->id(), scope));
     ToApplication(r, response->mutable_application());
@@ -644,6 +665,9 @@ grpc::Status ApplicationServiceImpl::ListApplications(grpc::ServerContext* conte
     VCH_ASSIGN_OR_RETURN(storage::ApplicationScope scope, ReadScope(call.principal));
     ViolationCollector v;
     const int size = PageSize(request->page_size(), v);
+    if (!request->program().empty()) CheckSlug(request->program(), "program", v);
+    if (!v1::ApplicationState_IsValid(request->state())) v.Add("state", "must be a known state");
+    if (!request->enterprise().empty()) CheckUscc(request->enterprise(), "enterprise", v);
     const std::string filters = absl::StrCat(
         request->program(), ",", static_cast<int>(request->state()), ",", request->enterprise());
     std::optional<std::string> after = DecodePageToken(request->page_token(), filters, v);
@@ -773,6 +797,10 @@ grpc::Status ApplicationServiceImpl::GetAward(grpc::ServerContext* context,
                                               v1::GetAwardResponse* response) {
   return HandleRpc(context, "ApplicationService.GetAward", [&](const CallContext& call) {
     VCH_ASSIGN_OR_RETURN(storage::ApplicationScope scope, ReadScope(call.principal));
+    ViolationCollector v;
+    CheckSlug(request->program(), "program", v);
+    CheckUscc(request->enterprise(), "enterprise", v);
+    VCH_RETURN_IF_ERROR(v.Finish());
     VCH_ASSIGN_OR_RETURN(storage::AwardRecord r, storage::GetAward(pool_, request->program(),
                                                                    request->enterprise(), scope));
     ToAward(r, response->mutable_award());

@@ -20,8 +20,10 @@
 #include "server/ledger_service.h"
 #include "server/metrics.h"
 #include "server/periodic_job.h"
+#include "server/placement_service.h"
 #include "server/program_service.h"
 #include "server/version.h"
+#include "storage/capacity_store.h"
 #include "storage/ledger_writer.h"
 #include "storage/migrator.h"
 #include "storage/pg_pool.h"
@@ -102,6 +104,20 @@ int RunServe(const VchdConfig& config) {
   EnterpriseServiceImpl enterprises(**pool);
   ApplicationServiceImpl applications(**pool);
   CapacityServiceImpl capacity(**pool);
+  PlacementServiceImpl placement(**pool,
+                                 {.weights = {.utilization = config.placement_weight_utilization,
+                                              .price = config.placement_weight_price,
+                                              .region_preference = config.placement_weight_region,
+                                              .max_report_age = config.placement_max_report_age},
+                                  .hold_ttl = config.capacity_hold_ttl});
+  // Capacity holds lapse when neither confirmed nor released in time.
+  PeriodicJob capacity_expiry("capacity hold expiry", absl::Seconds(5), [&]() -> absl::Status {
+    absl::StatusOr<int64_t> expired = storage::ExpireCapacityHolds(**writer_pool, absl::Now());
+    if (expired.ok() && *expired > 0) {
+      Log(LogLevel::kInfo, "capacity holds expired", {{"holds", *expired}});
+    }
+    return expired.status();
+  });
   // Awards expire when their program's redemption window ends (batched EXPIRE transfers).
   PeriodicJob award_expiry("award expiry", config.award_expiry_interval, [&]() -> absl::Status {
     absl::StatusOr<int64_t> swept =
@@ -120,6 +136,7 @@ int RunServe(const VchdConfig& config) {
   builder.RegisterService(&enterprises);
   builder.RegisterService(&applications);
   builder.RegisterService(&capacity);
+  builder.RegisterService(&placement);
   // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
@@ -174,6 +191,7 @@ int RunServe(const VchdConfig& config) {
                    absl::ToChronoMilliseconds(config.shutdown_grace));
   server->Wait();
   award_expiry.Stop();
+  capacity_expiry.Stop();
   ledger_writer.reset();
   Log(LogLevel::kInfo, "stopped");
   return 0;

@@ -1,6 +1,8 @@
 #include "storage/capacity_store.h"
 
+#include <algorithm>
 #include <pqxx/pqxx>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
@@ -203,7 +205,7 @@ absl::StatusOr<std::vector<UtilizationPoint>> GetUtilization(PgPool& pool,
              "  WHERE ($1 = '' OR datacenter_id = $1) AND ($2 = '' OR pool_id = $2) "
              "    AND ($3 = 0 OR hub = $3) "
              "    AND reported_at >= vch_ts($4) AND reported_at < vch_ts($5) "
-             "  ORDER BY bucket, datacenter_id, pool_id, reported_at DESC) last "
+             "  ORDER BY bucket, datacenter_id, pool_id, reported_at DESC, id DESC) last "
              "GROUP BY bucket ORDER BY bucket",
              q.datacenter_id, q.pool_id, static_cast<int>(q.hub), absl::ToUnixMicros(q.start),
              absl::ToUnixMicros(q.end), absl::ToInt64Seconds(q.bucket))) {
@@ -246,6 +248,79 @@ absl::StatusOr<std::vector<policy::PoolState>> LoadPoolStates(PgPool& pool) {
     return absl::OkStatus();
   }));
   return out;
+}
+
+absl::StatusOr<std::string> ReserveCapacity(
+    PgPool& pool, const IdempotencyKey& key, std::vector<CapacityReservation> reservations,
+    const std::function<std::string(const std::vector<CapacityReservation>&)>& encode) {
+  return RunIdempotent(pool, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
+    // Pools in a fixed order, so concurrent batches never deadlock on them.
+    std::vector<size_t> order(reservations.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tie(reservations[a].datacenter_id, reservations[a].pool_id) <
+             std::tie(reservations[b].datacenter_id, reservations[b].pool_id);
+    });
+    for (size_t i : order) {
+      CapacityReservation& r = reservations[i];
+      r.hold_id = 0;
+      pqxx::result room = tx.exec_params(
+          "UPDATE gpu_pools SET gpus_held = gpus_held + $3 WHERE datacenter_id = $1 AND id = $2 "
+          "AND gpus_free - gpus_held >= $3 RETURNING 1",
+          r.datacenter_id, r.pool_id, r.gpus);
+      if (room.empty()) continue;
+      r.hold_id = tx.exec_params1(
+                        "INSERT INTO capacity_holds (datacenter_id, pool_id, gpus, owner, purpose, "
+                        "expires_at) VALUES ($1, $2, $3, $4, $5, vch_ts($6)) RETURNING id",
+                        r.datacenter_id, r.pool_id, r.gpus, r.owner, r.purpose,
+                        absl::ToUnixMicros(r.expires_at))[0]
+                      .as<int64_t>();
+    }
+    return encode(reservations);
+  });
+}
+
+absl::StatusOr<bool> ReleaseCapacityHold(PgPool& pool, int64_t hold_id, const std::string& owner) {
+  bool released = false;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    pqxx::result hold = tx.exec_params(
+        "SELECT datacenter_id, pool_id, gpus, state FROM capacity_holds WHERE id = $1 "
+        "AND ($2 = '' OR owner = $2) FOR UPDATE",
+        hold_id, owner);
+    if (hold.empty()) {
+      return DomainError(absl::StatusCode::kNotFound, "CAPACITY_HOLD_NOT_FOUND",
+                         absl::StrCat("capacity hold ", hold_id, " not found"));
+    }
+    if (hold[0][3].as<int>() != 1) return absl::OkStatus();
+    tx.exec_params0("UPDATE capacity_holds SET state = 2, resolved_at = now() WHERE id = $1",
+                    hold_id);
+    tx.exec_params0(
+        "UPDATE gpu_pools SET gpus_held = gpus_held - $3 WHERE datacenter_id = $1 AND id = $2",
+        hold[0][0].as<std::string>(), hold[0][1].as<std::string>(), hold[0][2].as<int>());
+    released = true;
+    return absl::OkStatus();
+  }));
+  return released;
+}
+
+absl::StatusOr<int64_t> ExpireCapacityHolds(PgPool& pool, absl::Time now) {
+  int64_t expired = 0;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    pqxx::result r = tx.exec_params(
+        "WITH due AS (SELECT id FROM capacity_holds WHERE state = 1 AND expires_at <= vch_ts($1) "
+        "  ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 10000), "
+        "expired AS (UPDATE capacity_holds h SET state = 2, resolved_at = now() FROM due "
+        "  WHERE h.id = due.id RETURNING h.datacenter_id, h.pool_id, h.gpus), "
+        "sums AS (SELECT datacenter_id, pool_id, sum(gpus)::int AS gpus, count(*) AS n "
+        "  FROM expired GROUP BY 1, 2), "
+        "pools AS (UPDATE gpu_pools p SET gpus_held = p.gpus_held - sums.gpus FROM sums "
+        "  WHERE p.datacenter_id = sums.datacenter_id AND p.id = sums.pool_id RETURNING 1) "
+        "SELECT COALESCE(sum(n), 0)::bigint FROM sums",
+        absl::ToUnixMicros(now));
+    expired = r[0][0].as<int64_t>();
+    return absl::OkStatus();
+  }));
+  return expired;
 }
 
 }  // namespace vch::storage

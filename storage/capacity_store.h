@@ -95,6 +95,33 @@ absl::StatusOr<std::vector<UtilizationPoint>> GetUtilization(PgPool& pool,
 // Every pool with its site's facts, as the placement engine sees them.
 absl::StatusOr<std::vector<policy::PoolState>> LoadPoolStates(PgPool& pool);
 
+// GPUs to reserve in a pool for a placement.
+struct CapacityReservation {
+  std::string datacenter_id;
+  std::string pool_id;
+  int32_t gpus = 0;
+  std::string owner;    // who may release it
+  std::string purpose;  // what it is for
+  absl::Time expires_at;
+  int64_t hold_id = 0;  // set once reserved
+};
+
+// Reserves every reservation in one transaction, each atomically against the pool's placeable
+// GPUs (free - held) under the pool's row lock: no two reservations take the same GPUs. A
+// reservation whose pool no longer has room gets hold_id 0 (the caller re-places it); the
+// others commit. `encode` receives the reservations with their hold ids.
+absl::StatusOr<std::string> ReserveCapacity(
+    PgPool& pool, const IdempotencyKey& key, std::vector<CapacityReservation> reservations,
+    const std::function<std::string(const std::vector<CapacityReservation>&)>& encode);
+
+// Releases a HELD hold of `owner` ("" = any owner). Returns true if this call released it,
+// false if it was no longer held; NOT_FOUND / CAPACITY_HOLD_NOT_FOUND for a hold that does not
+// exist or is someone else's.
+absl::StatusOr<bool> ReleaseCapacityHold(PgPool& pool, int64_t hold_id, const std::string& owner);
+
+// Releases every HELD hold whose expiry is <= now, exactly once; returns how many.
+absl::StatusOr<int64_t> ExpireCapacityHolds(PgPool& pool, absl::Time now);
+
 }  // namespace vch::storage
 
 #endif  // VCH_STORAGE_CAPACITY_STORE_H_

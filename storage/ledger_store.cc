@@ -1,13 +1,12 @@
 #include "storage/ledger_store.h"
 
-#include <pqxx/pqxx>
-
 #include <algorithm>
+#include <pqxx/pqxx>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "base/status_macros.h"
 #include "base/errors.h"
+#include "base/status_macros.h"
 #include "storage/sql_arrays.h"
 
 namespace vch::storage {
@@ -25,22 +24,18 @@ constexpr char kVisible[] =
     "($1::boolean OR (issuer_id = $2 AND $2 <> '') OR "
     "(owner = $3 AND $3 <> '' AND kind = ANY($4::text[])))";
 
-const std::string kEnsureAccount = absl::StrCat(R"sql(
-WITH inserted AS (
-  INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags)
-  VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING
-  RETURNING )sql",
-                                                kAccountColumns, R"sql(
-)
-SELECT * FROM inserted
-UNION ALL
-SELECT )sql",
-                                                kAccountColumns, R"sql( FROM ledger_accounts
-WHERE program_id = $1 AND kind = $3 AND owner = $4 AND NOT EXISTS (SELECT 1 FROM inserted))sql");
+constexpr char kInsertAccount[] =
+    "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner "
+    "DO NOTHING";
+// A statement of its own after the insert: under READ COMMITTED it sees an account a
+// concurrent transaction inserted while this one waited.
+const std::string kFindAccount =
+    absl::StrCat("SELECT ", kAccountColumns,
+                 " FROM ledger_accounts WHERE program_id = $1 AND kind = $2 AND owner = $3");
 
-const std::string kGetAccount = absl::StrCat("SELECT ", kAccountColumns,
-                                             " FROM ledger_accounts WHERE id = $5 AND ", kVisible);
+const std::string kGetAccount =
+    absl::StrCat("SELECT ", kAccountColumns, " FROM ledger_accounts WHERE id = $5 AND ", kVisible);
 
 constexpr char kTransferColumns[] = R"sql(
   id, program_id, kind, debit_account_id, credit_account_id, amount_fen, released_fen,
@@ -136,15 +131,16 @@ absl::StatusOr<AccountRecord> EnsureAccount(PgPool& pool, const NewAccount& acco
   const int flags = account.no_overdraft ? static_cast<int>(policy::kAccountNoOverdraft) : 0;
   AccountRecord record;
   VCH_RETURN_IF_ERROR(RunTransaction(pool, [&](pqxx::dbtransaction& tx) {
-    pqxx::row row = tx.exec_params1(kEnsureAccount, account.program_id, account.issuer_id,
-                                    account.kind, account.owner, flags);
-    record = AccountFromRow(row);
+    tx.exec_params0(kInsertAccount, account.program_id, account.issuer_id, account.kind,
+                    account.owner, flags);
+    record = AccountFromRow(
+        tx.exec_params1(kFindAccount, account.program_id, account.kind, account.owner));
     return absl::OkStatus();
   }));
   if (static_cast<int>(record.state.flags) != flags || record.issuer_id != account.issuer_id) {
-    return DomainError(absl::StatusCode::kAlreadyExists, "ACCOUNT_EXISTS",
-                       absl::StrCat("account ", record.state.id,
-                                    " exists with a different issuer or flags"));
+    return DomainError(
+        absl::StatusCode::kAlreadyExists, "ACCOUNT_EXISTS",
+        absl::StrCat("account ", record.state.id, " exists with a different issuer or flags"));
   }
   return record;
 }
@@ -178,11 +174,10 @@ absl::StatusOr<std::vector<TransferRecord>> ListTransfers(PgPool& pool,
   }
   std::vector<TransferRecord> out;
   VCH_RETURN_IF_ERROR(RunTransaction(pool, [&](pqxx::dbtransaction& tx) {
-    for (const pqxx::row& row :
-         tx.exec_params(kListTransfers, filter.account_id,
-                        filter.kind ? static_cast<int>(*filter.kind) : 0,
-                        ToMicrosClamped(filter.start), ToMicrosClamped(filter.end),
-                        filter.after_id, filter.page_size)) {
+    for (const pqxx::row& row : tx.exec_params(
+             kListTransfers, filter.account_id, filter.kind ? static_cast<int>(*filter.kind) : 0,
+             ToMicrosClamped(filter.start), ToMicrosClamped(filter.end), filter.after_id,
+             filter.page_size)) {
       TransferRecord t;
       t.id = row[0].as<int64_t>();
       t.program_id = row[1].as<std::string>();
@@ -243,10 +238,10 @@ struct Check {
 // Per transfer kind, its effect on the debit side's and credit side's totals:
 // posted kinds move posted totals; HOLD adds pending; POST converts pending to posted and
 // releases the rest; VOID and hold EXPIRE release pending.
-#define VCH_PENDING_EFFECT                                                  \
+#define VCH_PENDING_EFFECT                                                              \
   "CASE WHEN kind = 3 THEN amount_fen WHEN kind = 4 THEN -(amount_fen + released_fen) " \
   "WHEN kind = 5 OR (kind = 6 AND pending_id IS NOT NULL) THEN -amount_fen ELSE 0 END"
-#define VCH_POSTED_EFFECT                                                   \
+#define VCH_POSTED_EFFECT                                                                      \
   "CASE WHEN kind IN (1, 2, 4, 7, 8, 9) OR (kind = 6 AND pending_id IS NULL) THEN amount_fen " \
   "ELSE 0 END"
 
@@ -317,7 +312,8 @@ constexpr Check kChecks[] = {
      "   WHERE debit_account_id = a.id ORDER BY id DESC LIMIT 1) UNION ALL "
      "  (SELECT id, credit_debits_pending_fen, credit_debits_posted_fen, "
      "   credit_credits_pending_fen, credit_credits_posted_fen FROM ledger_transfers "
-     "   WHERE credit_account_id = a.id ORDER BY id DESC LIMIT 1)) x ORDER BY id DESC LIMIT 1) last "
+     "   WHERE credit_account_id = a.id ORDER BY id DESC LIMIT 1)) x ORDER BY id DESC LIMIT 1) "
+     "last "
      "ON true WHERE last.dp <> a.debits_pending_fen OR last.dpo <> a.debits_posted_fen "
      "OR last.cp <> a.credits_pending_fen OR last.cpo <> a.credits_posted_fen"},
 };
@@ -339,9 +335,8 @@ absl::StatusOr<LedgerVerification> VerifyLedger(PgPool& pool) {
         report.holds = tx.exec("SELECT count(*) FROM ledger_holds")[0][0].as<int64_t>();
         for (const Check& check : kChecks) {
           for (const pqxx::row& row : tx.exec(check.sql)) {
-            report.violations.push_back(absl::StrCat(check.invariant, ": ",
-                                                     row[0].as<std::string>(), ": ",
-                                                     row[1].as<std::string>()));
+            report.violations.push_back(absl::StrCat(
+                check.invariant, ": ", row[0].as<std::string>(), ": ", row[1].as<std::string>()));
           }
         }
         return absl::OkStatus();

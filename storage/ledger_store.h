@@ -68,7 +68,8 @@ struct TransferFilter {
 };
 
 // A statement page in id order. Non-`all` scopes must name a visible account (else NOT_FOUND).
-absl::StatusOr<std::vector<TransferRecord>> ListTransfers(PgPool& pool, const TransferFilter& filter,
+absl::StatusOr<std::vector<TransferRecord>> ListTransfers(PgPool& pool,
+                                                          const TransferFilter& filter,
                                                           const policy::LedgerReadScope& scope);
 
 struct BalanceAt {

@@ -20,6 +20,17 @@ struct ConstraintReason {
 };
 constexpr ConstraintReason kConstraintReasons[] = {
     {"idempotency_keys_pkey", absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED"},
+    {"accounts_no_overdraft", absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS"},
+    {"issuers_pkey", absl::StatusCode::kAlreadyExists, "ISSUER_EXISTS"},
+    {"programs_pkey", absl::StatusCode::kAlreadyExists, "PROGRAM_EXISTS"},
+    {"enterprises_pkey", absl::StatusCode::kAlreadyExists, "ENTERPRISE_EXISTS"},
+    {"enterprises_uscc_valid", absl::StatusCode::kInvalidArgument, "USCC_INVALID"},
+    {"program_enterprises_within_cap", absl::StatusCode::kFailedPrecondition, "CAP_EXCEEDED"},
+    {"clawbacks_reason_nonempty", absl::StatusCode::kInvalidArgument, "REASON_REQUIRED"},
+    {"applications_rejection_has_reason", absl::StatusCode::kInvalidArgument, "REASON_REQUIRED"},
+    {"datacenters_pkey", absl::StatusCode::kAlreadyExists, "DATACENTER_EXISTS"},
+    {"gpu_pools_pkey", absl::StatusCode::kAlreadyExists, "POOL_EXISTS"},
+    {"gpu_pools_free_within_total", absl::StatusCode::kInvalidArgument, "GPUS_FREE_EXCEEDS_TOTAL"},
 };
 
 // Our triggers raise SQLSTATE class "VC" with a message "REASON: text".

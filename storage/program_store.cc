@@ -203,18 +203,22 @@ absl::StatusOr<ApplicationRecord> LoadApplication(pqxx::dbtransaction& tx, int64
   return ApplicationFromRow(r[0]);
 }
 
-// Creates (or finds) a ledger account inside `tx`.
+// Creates (or finds) a ledger account inside `tx`. Two statements on purpose: under READ
+// COMMITTED a statement that waited for a concurrent insert of the same account still reads its
+// old snapshot, so the lookup must be a statement of its own to see the committed row.
 int64_t EnsureAccountInTx(pqxx::dbtransaction& tx, const std::string& program_id,
                           const std::string& issuer_id, const std::string& kind,
                           const std::string& owner, bool no_overdraft) {
-  pqxx::row r = tx.exec_params1(
-      "WITH ins AS (INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags) "
+  tx.exec_params0(
+      "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags) "
       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner "
-      "DO NOTHING RETURNING id) "
-      "SELECT id FROM ins UNION ALL SELECT id FROM ledger_accounts WHERE program_id = $1 "
-      "AND kind = $3 AND owner = $4 AND NOT EXISTS (SELECT 1 FROM ins)",
+      "DO NOTHING",
       program_id, issuer_id, kind, owner, no_overdraft ? 1 : 0);
-  return r[0].as<int64_t>();
+  return tx
+      .exec_params1(
+          "SELECT id FROM ledger_accounts WHERE program_id = $1 AND kind = $2 AND owner = $3",
+          program_id, kind, owner)[0]
+      .as<int64_t>();
 }
 
 // Runs one transfer inside `tx` under a key derived from the RPC's key; a rejection becomes
@@ -491,9 +495,9 @@ absl::StatusOr<std::string> SubmitApplication(PgPool& pool, const IdempotencyKey
                                               const std::string& purpose, absl::Time now,
                                               const Encoder<ApplicationRecord>& encode) {
   return RunIdempotent(pool, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
-    // FOR SHARE: the program cannot close between the check and the insert.
-    VCH_ASSIGN_OR_RETURN(ProgramRecord program, LoadProgram(tx, program_id, "", false));
+    // FOR SHARE first: the program cannot close between the check and the insert.
     tx.exec_params("SELECT 1 FROM programs WHERE id = $1 FOR SHARE", program_id);
+    VCH_ASSIGN_OR_RETURN(ProgramRecord program, LoadProgram(tx, program_id, "", false));
     VCH_ASSIGN_OR_RETURN(IssuerRecord issuer, LoadIssuer(tx, program.issuer_id));
     VCH_ASSIGN_OR_RETURN(EnterpriseRecord enterprise, LoadEnterprise(tx, uscc));
     VCH_RETURN_IF_ERROR(policy::CheckEligibility(
@@ -736,7 +740,7 @@ absl::StatusOr<AwardRecord> GetAward(PgPool& pool, const std::string& program_id
 
 absl::StatusOr<int64_t> ExpireAwards(PgPool& pool, LedgerWriter& writer, absl::Time now) {
   struct Sweep {
-    int64_t wallet, destination, available, credits_posted, debits_total;
+    int64_t wallet, destination, available, credits_posted, debits_posted, debits_pending;
     std::string program;
   };
   std::vector<Sweep> due;
@@ -745,7 +749,7 @@ absl::StatusOr<int64_t> ExpireAwards(PgPool& pool, LedgerWriter& writer, absl::T
              "SELECT pe.wallet_account_id, "
              "CASE WHEN p.state = 2 THEN p.budget_account_id ELSE p.lapsed_account_id END, "
              "a.credits_posted_fen - a.debits_posted_fen - a.debits_pending_fen, "
-             "a.credits_posted_fen, a.debits_posted_fen + a.debits_pending_fen, p.id "
+             "a.credits_posted_fen, a.debits_posted_fen, a.debits_pending_fen, p.id "
              "FROM programs p JOIN program_enterprises pe ON pe.program_id = p.id "
              "JOIN ledger_accounts a ON a.id = pe.wallet_account_id "
              "WHERE p.redemption_end <= vch_ts($1) AND p.state IN (2, 3, 4) "
@@ -753,17 +757,18 @@ absl::StatusOr<int64_t> ExpireAwards(PgPool& pool, LedgerWriter& writer, absl::T
              "ORDER BY pe.wallet_account_id LIMIT 5000",
              absl::ToUnixMicros(now))) {
       due.push_back({r[0].as<int64_t>(), r[1].as<int64_t>(), r[2].as<int64_t>(), r[3].as<int64_t>(),
-                     r[4].as<int64_t>(), r[5].as<std::string>()});
+                     r[4].as<int64_t>(), r[5].as<int64_t>(), r[6].as<std::string>()});
     }
     return absl::OkStatus();
   }));
   std::vector<TransferSubmission> submissions;
   for (const Sweep& s : due) {
-    // The key names the wallet's state, so each state is swept once; a later change (a hold
-    // voided after the sweep) makes a new state and a new sweep.
+    // The key names the wallet's state (all three totals), so each state is swept once; a later
+    // change (a hold voided after the sweep) makes a new state and a new sweep, and since every
+    // sweep raises debits_posted no state repeats.
     submissions.push_back({.request_scope = "system.award_expiry",
                            .request_id = absl::StrCat("wallet-", s.wallet, "-", s.credits_posted,
-                                                      "-", s.debits_total),
+                                                      "-", s.debits_posted, "-", s.debits_pending),
                            .transfer = {.kind = policy::TransferKind::kExpire,
                                         .debit_account_id = s.wallet,
                                         .credit_account_id = s.destination,

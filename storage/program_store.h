@@ -129,7 +129,8 @@ absl::StatusOr<std::string> FundProgram(
     const std::function<std::string(const ProgramRecord&, int64_t transfer_id)>& encode);
 
 // --- Enterprises. ---
-// ALREADY_EXISTS / ENTERPRISE_EXISTS if the code is registered with other data.
+// ALREADY_EXISTS / ENTERPRISE_EXISTS if the code is already registered (a retry with the same
+// request_id replays the first response instead).
 absl::StatusOr<std::string> RegisterEnterprise(PgPool& pool, const IdempotencyKey& key,
                                                const EnterpriseRecord& enterprise,
                                                const Encoder<EnterpriseRecord>& encode);

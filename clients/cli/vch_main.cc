@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,13 +15,25 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/json_log.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
+#include "clients/cli/cli_common.h"
+#include "clients/cli/workflow_commands.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "vch/v1/identity.grpc.pb.h"
 #include "vch/v1/ledger.grpc.pb.h"
 
 namespace {
+
+using vch::cli::CommandFlags;
+using vch::cli::FormatCny;
+using vch::cli::FormatTimestamp;
+using vch::cli::FormatUtc;
+using vch::cli::JsonObject;
+using vch::cli::OnlyFlags;
+using vch::cli::Options;
+using vch::cli::PrepareContext;
+using vch::cli::PrintError;
+using vch::cli::ShortName;
+using vch::cli::Usage;
 
 constexpr char kHelp[] =
     "vch - command-line client of the vch compute-voucher clearinghouse\n"
@@ -32,6 +43,9 @@ constexpr char kHelp[] =
     "Commands:\n"
     "  health            the server's grpc.health.v1 status (exit 0 only when SERVING)\n"
     "  whoami            the principal the server authenticates you as\n"
+    "  help              this text\n"
+    "\n"
+    "Ledger (read-only):\n"
     "  account get ID    one ledger account and its balance\n"
     "  transfers list [--account ID] [--kind KIND] [--page-size N] [--page-token T]\n"
     "                    an account's transfers in id order (its statement); --account may be\n"
@@ -44,7 +58,58 @@ constexpr char kHelp[] =
     "                    2024-05-01T08:00:00+08:00; default now)\n"
     "  verify            check the ledger's invariants (PLATFORM_ADMIN, AUDITOR); exit 0 when\n"
     "                    it verifies, 1 with each violation printed when it does not\n"
-    "  help              this text\n"
+    "\n"
+    "Issuers (program offices):\n"
+    "  issuer register --id ID --name NAME --region CODE --level city|province|national\n"
+    "                    register a program office (PLATFORM_ADMIN); CODE is its GB/T 2260\n"
+    "                    division, e.g. 310000 Shanghai, 510100 Chengdu, 370000 Shandong\n"
+    "  issuer get ID     one issuer\n"
+    "  issuer list       every issuer, in id order\n"
+    "\n"
+    "Programs (ISSUER_ADMIN:<issuer> changes its own issuer's programs; anyone reads them):\n"
+    "  program create --id ID --file RULES.json\n"
+    "                    a DRAFT program with the rules in RULES.json (\"-\" for standard input):\n"
+    "                    a vch.v1.ProgramRules in protobuf JSON, enums by name (e.g.\n"
+    "                    \"PROGRAM_CATEGORY_AI_RENTAL\"), times in RFC 3339, int64 fen\n"
+    "  program update --id ID --file RULES.json\n"
+    "                    replace the rules of a DRAFT program\n"
+    "  program get ID    one program: rules, funding and available budget\n"
+    "  program list [--issuer ISSUER] [--state draft|open|closed|archived]\n"
+    "  program open ID | program close ID | program archive ID\n"
+    "                    DRAFT -> OPEN -> CLOSED -> ARCHIVED (or DRAFT -> ARCHIVED)\n"
+    "  program fund ID --amount-fen N [--note TEXT]\n"
+    "                    add a budget tranche of N fen (a FUND transfer treasury -> budget)\n"
+    "\n"
+    "Enterprises (ENTERPRISE:<uscc> for itself, or PLATFORM_ADMIN):\n"
+    "  enterprise register --uscc CODE --name NAME --region CODE --kind sme|research|startup\n"
+    "                      --size micro|small|medium|large\n"
+    "                    CODE is the 18-character unified social credit code\n"
+    "  enterprise get USCC\n"
+    "  enterprise list   (platform admins, auditors, issuer staff)\n"
+    "\n"
+    "Applications and awards:\n"
+    "  application submit --program P --enterprise USCC --requested-fen N [--purpose TEXT]\n"
+    "                    apply for N fen of vouchers (ENTERPRISE:<USCC>); eligibility is checked\n"
+    "                    at once\n"
+    "  application get ID\n"
+    "  application list [--program P] [--state submitted|approved|rejected|withdrawn]\n"
+    "                   [--enterprise USCC]\n"
+    "                    in id order, scoped to what the caller may see\n"
+    "  application withdraw ID\n"
+    "                    withdraw a SUBMITTED application (its enterprise)\n"
+    "  application approve ID --amount-fen N [--note TEXT]\n"
+    "                    award N fen (<= requested) from the budget to the enterprise's wallet\n"
+    "                    (REVIEWER or ISSUER_ADMIN of the program's issuer)\n"
+    "  application reject ID --reason TEXT\n"
+    "  award get --program P --enterprise USCC\n"
+    "                    the enterprise's award in the program: awarded, clawed back, wallet\n"
+    "  award clawback --program P --enterprise USCC --amount-fen N --reason TEXT\n"
+    "                    take back unspent credit (ISSUER_ADMIN): a CLAWBACK transfer\n"
+    "\n"
+    "Every list takes [--page-size N] [--page-token T]. Every command that changes something\n"
+    "takes [--request-id ID] (1 to 128 characters; default a new random UUID) and prints the\n"
+    "request id with its result or its error: run it again with the same --request-id to retry\n"
+    "safely (the server returns the first call's result instead of acting twice).\n"
     "\n"
     "Global options (each also read from its environment variable):\n"
     "  --server=HOST:PORT    VCH_SERVER     vchd address (default 127.0.0.1:50051)\n"
@@ -54,73 +119,11 @@ constexpr char kHelp[] =
     "  --json                               print JSON instead of text\n"
     "\n"
     "Amounts are shown in CNY with two decimals; --json gives exact integer fen (*_fen fields).\n"
+    "The workflow commands print the response message in protobuf JSON (proto field names;\n"
+    "int64 values such as *_fen as decimal strings), plus \"request_id\" for changes.\n"
     "\n"
     "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed) or the ledger\n"
     "did not verify, 2 bad usage.\n";
-
-struct Options {
-  std::string server = "127.0.0.1:50051";
-  std::string principal;
-  int timeout_ms = 10000;
-  bool json = false;
-};
-
-// Flags that belong to one command (--account, --kind, ...), by name without the dashes.
-using CommandFlags = std::map<std::string, std::string>;
-
-int Usage(const std::string& message) {
-  std::fprintf(stderr, "vch: %s (see vch help)\n", message.c_str());
-  return 2;
-}
-
-// Prints a failed call: code, message, and the ErrorInfo reason / field violations if present.
-int PrintError(const grpc::Status& status, bool json) {
-  std::string reason;
-  std::vector<std::pair<std::string, std::string>> violations;
-  google::rpc::Status details;
-  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
-    for (const auto& any : details.details()) {
-      google::rpc::ErrorInfo info;
-      google::rpc::BadRequest bad;
-      if (any.UnpackTo(&info)) reason = info.reason();
-      if (any.UnpackTo(&bad)) {
-        for (const auto& v : bad.field_violations())
-          violations.emplace_back(v.field(), v.description());
-      }
-    }
-  }
-  if (json) {
-    std::string out = absl::StrCat("{\"error\":{\"code\":", static_cast<int>(status.error_code()),
-                                   ",\"message\":");
-    vch::AppendJsonString(&out, status.error_message());
-    out += ",\"reason\":";
-    vch::AppendJsonString(&out, reason);
-    out += ",\"field_violations\":[";
-    for (size_t i = 0; i < violations.size(); ++i) {
-      out += i ? ",{\"field\":" : "{\"field\":";
-      vch::AppendJsonString(&out, violations[i].first);
-      out += ",\"description\":";
-      vch::AppendJsonString(&out, violations[i].second);
-      out += "}";
-    }
-    out += "]}}\n";
-    std::fputs(out.c_str(), stdout);
-  } else {
-    std::fprintf(stderr, "vch: error %d: %s%s\n", static_cast<int>(status.error_code()),
-                 status.error_message().c_str(),
-                 reason.empty() ? "" : absl::StrCat(" [", reason, "]").c_str());
-    for (const auto& [field, description] : violations) {
-      std::fprintf(stderr, "  %s: %s\n", field.c_str(), description.c_str());
-    }
-  }
-  return 1;
-}
-
-void PrepareContext(grpc::ClientContext* context, const Options& options) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(options.timeout_ms));
-  if (!options.principal.empty()) context->AddMetadata("x-vch-principal", options.principal);
-}
 
 int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
@@ -172,67 +175,6 @@ int WhoAmI(const std::shared_ptr<grpc::Channel>& channel, const Options& options
 }
 
 // --- Formatting shared by the ledger commands. ---
-
-// Builds one JSON object field by field, in order.
-class JsonObject {
- public:
-  JsonObject& String(absl::string_view key, absl::string_view value) {
-    Key(key);
-    vch::AppendJsonString(&out_, value);
-    return *this;
-  }
-  JsonObject& Int(absl::string_view key, int64_t value) {
-    Key(key);
-    absl::StrAppend(&out_, value);
-    return *this;
-  }
-  JsonObject& Bool(absl::string_view key, bool value) {
-    Key(key);
-    out_ += value ? "true" : "false";
-    return *this;
-  }
-  // `json` must already be valid JSON (a nested object or array).
-  JsonObject& Raw(absl::string_view key, absl::string_view json) {
-    Key(key);
-    absl::StrAppend(&out_, json);
-    return *this;
-  }
-  std::string Finish() const { return out_ + "}"; }
-
- private:
-  void Key(absl::string_view key) {
-    if (out_.size() > 1) out_ += ",";
-    vch::AppendJsonString(&out_, key);
-    out_ += ":";
-  }
-  std::string out_ = "{";
-};
-
-// "2800.00" for 280000 fen; exact for every int64.
-std::string FormatCny(int64_t fen) {
-  const uint64_t magnitude = fen < 0 ? 0 - static_cast<uint64_t>(fen) : static_cast<uint64_t>(fen);
-  const uint64_t cents = magnitude % 100;
-  return absl::StrCat(fen < 0 ? "-" : "", magnitude / 100, cents < 10 ? ".0" : ".", cents);
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-// RFC 3339 in UTC with a "Z" and only the fractional digits needed, as in vchd's logs.
-std::string FormatUtc(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
-}
-
-// FormatUtc of the timestamp, or "" when it is unset.
-std::string FormatTimestamp(bool set, const google::protobuf::Timestamp& t) {
-  return set ? FormatUtc(FromTimestamp(t)) : std::string();
-}
-
-// The enum value's name without its prefix: "WALLET" for ACCOUNT_KIND_WALLET.
-std::string ShortName(const std::string& name, absl::string_view prefix) {
-  return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
-}
 
 std::string AccountKindName(vch::v1::AccountKind kind) {
   return ShortName(vch::v1::AccountKind_Name(kind), "ACCOUNT_KIND_");
@@ -292,20 +234,6 @@ void PrintBalanceText(const vch::v1::Balance& b) {
       FormatCny(b.debits_pending_fen()).c_str(), FormatCny(b.debits_posted_fen()).c_str(),
       FormatCny(b.credits_pending_fen()).c_str(), FormatCny(b.credits_posted_fen()).c_str(),
       FormatCny(b.available_fen()).c_str());
-}
-
-// --- Argument helpers. ---
-
-// Usage error unless every flag given is one the command takes.
-bool OnlyFlags(const CommandFlags& flags, const std::set<std::string>& allowed,
-               const std::string& command, int* exit_code) {
-  for (const auto& [name, value] : flags) {
-    if (!allowed.contains(name)) {
-      *exit_code = Usage(absl::StrCat(command, " does not take --", name));
-      return false;
-    }
-  }
-  return true;
 }
 
 bool ParseAccountId(absl::string_view text, int64_t* id) {
@@ -512,6 +440,16 @@ int Verify(const std::shared_ptr<grpc::Channel>& channel, const Options& options
 
 }  // namespace
 
+// Flags that take a value and belong to a command; OnlyFlags checks which command takes which.
+const std::set<std::string>& CommandValueFlags() {
+  static const std::set<std::string> kFlags = {
+      "account",       "amount-fen", "at",      "enterprise", "file",   "id",
+      "issuer",        "kind",       "level",   "name",       "note",   "page-size",
+      "page-token",    "program",    "purpose", "reason",     "region", "request-id",
+      "requested-fen", "size",       "state",   "uscc"};
+  return kFlags;
+}
+
 int main(int argc, char** argv) {
   Options options;
   if (const char* v = std::getenv("VCH_SERVER"); v != nullptr && *v) options.server = v;
@@ -543,18 +481,15 @@ int main(int argc, char** argv) {
     } else if (value_of("--timeout-ms", &value)) {
       options.timeout_ms = std::atoi(value.c_str());
       if (options.timeout_ms <= 0) return Usage("--timeout-ms needs a positive number");
-    } else if (value_of("--account", &value)) {
-      command_flags["account"] = value;
-    } else if (value_of("--kind", &value)) {
-      command_flags["kind"] = value;
-    } else if (value_of("--page-size", &value)) {
-      command_flags["page-size"] = value;
-    } else if (value_of("--page-token", &value)) {
-      command_flags["page-token"] = value;
-    } else if (value_of("--at", &value)) {
-      command_flags["at"] = value;
     } else if (absl::StartsWith(arg, "--")) {
-      return Usage(absl::StrCat("unknown flag ", arg));
+      const std::string name =
+          arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+      if (!CommandValueFlags().contains(name)) return Usage(absl::StrCat("unknown flag ", arg));
+      if (!value_of(absl::StrCat("--", name), &value)) {
+        return Usage(absl::StrCat("--", name, " needs a value"));
+      }
+      if (command_flags.contains(name)) return Usage(absl::StrCat("--", name, " given twice"));
+      command_flags[name] = value;
     } else {
       positional.push_back(arg);
     }
@@ -585,6 +520,11 @@ int main(int argc, char** argv) {
   if (command == "account" || command == "transfers") {
     return Usage(absl::StrCat("usage: vch ", command,
                               command == "account" ? " get ID" : " list [--account ID] ..."));
+  }
+  if (std::optional<int> code = vch::cli::RunWorkflowCommand(
+          command,
+          {.channel = channel, .options = options, .args = rest, .flags = command_flags})) {
+    return *code;
   }
   return Usage(absl::StrCat("unknown command '", command, "'"));
 }

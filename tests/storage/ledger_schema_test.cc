@@ -398,7 +398,7 @@ TEST_F(LedgerSchemaTest, NoOverdraftAccountRefusesDebitsBeyondPostedCredits) {
               where),
       RefusedBy("accounts_no_overdraft"));
   EXPECT_THAT(RunSql("UPDATE ledger_accounts SET debits_posted_fen = 61" + where),
-              StatusIs(kFailedPrecondition, "CONSTRAINT_VIOLATED"));
+              StatusIs(kFailedPrecondition, "INSUFFICIENT_FUNDS"));
   EXPECT_EQ(
       Scalar<int64_t>("SELECT debits_pending_fen + debits_posted_fen FROM ledger_accounts" + where),
       100);

@@ -1,0 +1,329 @@
+#include "server/placement_service.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/errors.h"
+#include "base/status_macros.h"
+#include "server/convert.h"
+#include "server/rpc.h"
+#include "storage/capacity_store.h"
+#include "storage/program_store.h"
+
+namespace vch::server {
+namespace {
+
+namespace v1 = ::vch::v1;
+using policy::Role;
+
+// Re-placement attempts when a reservation lost the race for a pool's last GPUs.
+constexpr int kReserveAttempts = 3;
+
+absl::Status MayPlace(const policy::Principal& p) {
+  if (p.role == Role::kEnterprise || p.role == Role::kPlatformAdmin) return absl::OkStatus();
+  return PermissionDenied("only enterprises (and platform admins) place compute requests");
+}
+
+void CheckRequirement(const v1::ComputeRequirement& r, absl::string_view prefix,
+                      ViolationCollector& v) {
+  CheckSlug(r.program(), absl::StrCat(prefix, ".program"), v);
+  if (r.gpus() <= 0 || r.gpus() > 4096) v.Add(absl::StrCat(prefix, ".gpus"), "must be 1..4096");
+  if (r.min_memory_gib() < 0) v.Add(absl::StrCat(prefix, ".min_memory_gib"), "must be >= 0");
+  if (r.max_price_fen_per_gpu_hour() < 0) {
+    v.Add(absl::StrCat(prefix, ".max_price_fen_per_gpu_hour"), "must be >= 0");
+  }
+  const std::string& region = r.preferred_region_prefix();
+  if (region.size() > 6 ||
+      !std::all_of(region.begin(), region.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    v.Add(absl::StrCat(prefix, ".preferred_region_prefix"), "must be up to 6 digits");
+  }
+}
+
+// The engine's request for a requirement under its program (NOT_FOUND for an unknown program,
+// FAILED_PRECONDITION PROGRAM_NOT_OPEN unless the program is open).
+absl::StatusOr<policy::PlacementRequest> ToEngineRequest(
+    storage::PgPool& pool, std::map<std::string, policy::ProgramScope>& scopes,
+    const v1::ComputeRequirement& r, std::string request_id) {
+  auto it = scopes.find(r.program());
+  if (it == scopes.end()) {
+    VCH_ASSIGN_OR_RETURN(storage::ProgramRecord program, storage::GetProgram(pool, r.program()));
+    if (program.state != policy::ProgramState::kOpen) {
+      return DomainError(absl::StatusCode::kFailedPrecondition, "PROGRAM_NOT_OPEN",
+                         absl::StrCat("program ", r.program(), " is not open"));
+    }
+    VCH_ASSIGN_OR_RETURN(storage::IssuerRecord issuer, storage::GetIssuer(pool, program.issuer_id));
+    policy::ProgramScope scope;
+    switch (program.rules.datacenter_scope) {
+      case policy::DatacenterScope::kLocal:
+        scope.kind = policy::ScopeKind::kLocal;
+        break;
+      case policy::DatacenterScope::kNational:
+        scope.kind = policy::ScopeKind::kNational;
+        break;
+      case policy::DatacenterScope::kList:
+        scope.kind = policy::ScopeKind::kList;
+        break;
+    }
+    scope.issuer_region_code = issuer.region_code;
+    scope.issuer_is_city = issuer.level == policy::IssuerLevel::kCity;
+    scope.datacenter_ids = program.rules.datacenter_ids;
+    scope.price_ceiling_fen_per_gpu_hour = program.rules.price_ceiling_fen_per_gpu_hour;
+    it = scopes.emplace(r.program(), scope).first;
+  }
+  policy::PlacementRequest out;
+  out.request_id = std::move(request_id);
+  out.accelerator = {.model = r.accelerator_model(),
+                     .fp8_required = r.fp8_required(),
+                     .domestic_required = r.domestic_required(),
+                     .min_memory_gib = r.min_memory_gib()};
+  out.gpus = r.gpus();
+  out.max_price_fen_per_gpu_hour = r.max_price_fen_per_gpu_hour();
+  out.preferred_region_prefix = r.preferred_region_prefix();
+  out.scope = it->second;
+  return out;
+}
+
+void ToScore(const policy::ScoreBreakdown& s, v1::ScoreBreakdown* out) {
+  out->set_utilization(s.utilization_term);
+  out->set_price(s.price_term);
+  out->set_region(s.region_term);
+  out->set_total(s.total);
+}
+
+void ToExclusions(const policy::PlacementDecision& d,
+                  google::protobuf::RepeatedPtrField<v1::ExclusionCount>* out) {
+  for (int i = 0; i < policy::kExclusionReasonCount; ++i) {
+    if (d.excluded[i] == 0) continue;
+    v1::ExclusionCount* c = out->Add();
+    c->set_reason(policy::ExclusionReasonName(static_cast<policy::ExclusionReason>(i)));
+    c->set_pools(d.excluded[i]);
+  }
+}
+
+const policy::PoolState* FindPool(const std::vector<policy::PoolState>& pools,
+                                  const std::string& id) {
+  for (const policy::PoolState& p : pools) {
+    if (p.pool_id == id) return &p;
+  }
+  return nullptr;
+}
+
+// Places `requests` together, reserves the chosen capacity, and re-places the few that lost a
+// race for a pool's last GPUs against a fresh snapshot. Fills one PlaceResponse per request.
+absl::Status PlaceAndReserve(storage::PgPool& pool, const PlacementConfig& config,
+                             const CallContext& call, absl::string_view method,
+                             const google::protobuf::Message& request,
+                             const std::string& request_id,
+                             const std::vector<policy::PlacementRequest>& requests,
+                             std::vector<v1::PlaceResponse>& results) {
+  results.assign(requests.size(), v1::PlaceResponse());
+  std::vector<size_t> pending(requests.size());
+  for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+  for (int attempt = 1; attempt <= kReserveAttempts && !pending.empty(); ++attempt) {
+    VCH_ASSIGN_OR_RETURN(std::vector<policy::PoolState> pools, storage::LoadPoolStates(pool));
+    std::vector<policy::PlacementRequest> batch;
+    for (size_t i : pending) batch.push_back(requests[i]);
+    const absl::Time now = absl::Now();
+    std::vector<policy::PlacementDecision> decisions =
+        batch.size() == 1 ? std::vector<policy::PlacementDecision>{policy::PlaceOne(
+                                pools, batch[0], now, config.weights)}
+                          : policy::PlaceBatch(pools, batch, now, config.weights);
+    std::vector<storage::CapacityReservation> reservations;
+    std::vector<size_t> reserved_index;  // index into `pending` of each reservation
+    for (size_t k = 0; k < decisions.size(); ++k) {
+      v1::PlaceResponse& out = results[pending[k]];
+      out.Clear();
+      if (!decisions[k].placed) {
+        ToExclusions(decisions[k], out.mutable_exclusions());
+        continue;
+      }
+      const policy::PoolState* p = FindPool(pools, decisions[k].pool_id);
+      reservations.push_back({.datacenter_id = p->datacenter_id,
+                              .pool_id = p->pool_id.substr(p->datacenter_id.size() + 1),
+                              .gpus = batch[k].gpus,
+                              .owner = call.principal.tenant,
+                              .purpose = batch[k].request_id,
+                              .expires_at = now + config.hold_ttl});
+      reserved_index.push_back(k);
+      out.set_placed(true);
+      v1::Placement* placement = out.mutable_placement();
+      placement->set_pool(
+          absl::StrCat("datacenters/", p->datacenter_id, "/pools/", reservations.back().pool_id));
+      placement->set_datacenter(p->datacenter_id);
+      placement->set_gpus(batch[k].gpus);
+      placement->set_price_fen_per_gpu_hour(p->price_fen_per_gpu_hour);
+      ToScore(decisions[k].score, placement->mutable_score());
+      ToTimestamp(reservations.back().expires_at, placement->mutable_expire_time());
+    }
+    if (reservations.empty()) return absl::OkStatus();
+    // Each attempt is its own idempotent unit: a retry of the whole RPC replays it.
+    storage::IdempotencyKey key = IdempotencyKeyFor(call.principal, method, request, request_id);
+    key.request_id = absl::StrCat(request_id, "#", attempt);
+    // The stored response names each reservation fully, so a replay reports the pools that
+    // were actually reserved, whatever a fresh decision would pick now.
+    VCH_ASSIGN_OR_RETURN(
+        std::string bytes,
+        storage::ReserveCapacity(
+            pool, key, reservations, [](const std::vector<storage::CapacityReservation>& done) {
+              std::string out;
+              for (const auto& r : done) {
+                absl::StrAppend(&out, r.hold_id, "|", r.datacenter_id, "|", r.pool_id, "|", r.gpus,
+                                "|", absl::ToUnixMicros(r.expires_at), "\n");
+              }
+              return out;
+            }));
+    std::vector<size_t> lost;
+    std::vector<absl::string_view> lines = absl::StrSplit(bytes, '\n', absl::SkipEmpty());
+    for (size_t j = 0; j < reserved_index.size(); ++j) {
+      v1::PlaceResponse& out = results[pending[reserved_index[j]]];
+      std::vector<absl::string_view> f;
+      if (j < lines.size()) f = absl::StrSplit(lines[j], '|');
+      int64_t hold_id = 0, expires_us = 0;
+      int32_t gpus = 0;
+      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &hold_id) || !absl::SimpleAtoi(f[3], &gpus) ||
+          !absl::SimpleAtoi(f[4], &expires_us)) {
+        return absl::InternalError("stored placement response unreadable");
+      }
+      if (hold_id == 0) {
+        lost.push_back(pending[reserved_index[j]]);
+        out.Clear();
+        continue;
+      }
+      v1::Placement* placement = out.mutable_placement();
+      placement->set_hold_id(hold_id);
+      placement->set_datacenter(std::string(f[1]));
+      placement->set_pool(absl::StrCat("datacenters/", f[1], "/pools/", f[2]));
+      placement->set_gpus(gpus);
+      ToTimestamp(absl::FromUnixMicros(expires_us), placement->mutable_expire_time());
+    }
+    pending = lost;
+  }
+  for (size_t i : pending) {  // still losing races after every attempt
+    v1::ExclusionCount* c = results[i].add_exclusions();
+    c->set_reason("INSUFFICIENT_GPUS");
+    c->set_pools(1);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status PlacementServiceImpl::Place(grpc::ServerContext* context,
+                                         const v1::PlaceRequest* request,
+                                         v1::PlaceResponse* response) {
+  return HandleRpc(context, "PlacementService.Place", [&](const CallContext& call) {
+    VCH_RETURN_IF_ERROR(MayPlace(call.principal));
+    ViolationCollector v;
+    if (request->request_id().empty() || request->request_id().size() > 100) {
+      v.Add("request_id", "required: 1 to 100 characters");
+    }
+    CheckRequirement(request->requirement(), "requirement", v);
+    VCH_RETURN_IF_ERROR(v.Finish());
+    std::map<std::string, policy::ProgramScope> scopes;
+    VCH_ASSIGN_OR_RETURN(
+        policy::PlacementRequest engine_request,
+        ToEngineRequest(pool_, scopes, request->requirement(), request->request_id()));
+    std::vector<v1::PlaceResponse> results;
+    VCH_RETURN_IF_ERROR(PlaceAndReserve(pool_, config_, call, "Place", *request,
+                                        request->request_id(), {engine_request}, results));
+    *response = results[0];
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status PlacementServiceImpl::PlaceBatch(grpc::ServerContext* context,
+                                              const v1::PlaceBatchRequest* request,
+                                              v1::PlaceBatchResponse* response) {
+  return HandleRpc(context, "PlacementService.PlaceBatch", [&](const CallContext& call) {
+    VCH_RETURN_IF_ERROR(MayPlace(call.principal));
+    ViolationCollector v;
+    if (request->request_id().empty() || request->request_id().size() > 100) {
+      v.Add("request_id", "required: 1 to 100 characters");
+    }
+    if (request->requirements().empty() || request->requirements_size() > 1000) {
+      v.Add("requirements", "1 to 1000 requirements");
+    }
+    for (int i = 0; i < request->requirements_size(); ++i) {
+      CheckRequirement(request->requirements(i), absl::StrCat("requirements[", i, "]"), v);
+    }
+    VCH_RETURN_IF_ERROR(v.Finish());
+    std::map<std::string, policy::ProgramScope> scopes;
+    std::vector<policy::PlacementRequest> engine_requests;
+    for (int i = 0; i < request->requirements_size(); ++i) {
+      VCH_ASSIGN_OR_RETURN(policy::PlacementRequest r,
+                           ToEngineRequest(pool_, scopes, request->requirements(i),
+                                           absl::StrCat(request->request_id(), "/", i)));
+      engine_requests.push_back(std::move(r));
+    }
+    std::vector<v1::PlaceResponse> results;
+    VCH_RETURN_IF_ERROR(PlaceAndReserve(pool_, config_, call, "PlaceBatch", *request,
+                                        request->request_id(), engine_requests, results));
+    for (v1::PlaceResponse& r : results) *response->add_results() = std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status PlacementServiceImpl::Explain(grpc::ServerContext* context,
+                                           const v1::ExplainRequest* request,
+                                           v1::ExplainResponse* response) {
+  return HandleRpc(context, "PlacementService.Explain", [&](const CallContext&) {
+    ViolationCollector v;
+    CheckRequirement(request->requirement(), "requirement", v);
+    if (request->top() < 0 || request->top() > 100) v.Add("top", "must be 0..100");
+    VCH_RETURN_IF_ERROR(v.Finish());
+    const int top = request->top() == 0 ? 5 : request->top();
+    std::map<std::string, policy::ProgramScope> scopes;
+    VCH_ASSIGN_OR_RETURN(policy::PlacementRequest r,
+                         ToEngineRequest(pool_, scopes, request->requirement(), "explain"));
+    VCH_ASSIGN_OR_RETURN(std::vector<policy::PoolState> pools, storage::LoadPoolStates(pool_));
+    const absl::Time now = absl::Now();
+    std::vector<std::pair<policy::ScoreBreakdown, const policy::PoolState*>> ranked;
+    policy::PlacementDecision counts;
+    for (const policy::PoolState& p : pools) {
+      policy::ExclusionReason reason;
+      if (policy::Excluded(p, r, now, config_.weights, &reason)) {
+        ++counts.excluded[static_cast<int>(reason)];
+        continue;
+      }
+      ranked.push_back({policy::Score(p, r, config_.weights), &p});
+    }
+    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+      if (a.first.total != b.first.total) return a.first.total > b.first.total;
+      return a.second->pool_id < b.second->pool_id;
+    });
+    for (int i = 0; i < static_cast<int>(ranked.size()) && i < top; ++i) {
+      v1::RankedPool* out = response->add_ranking();
+      const policy::PoolState& p = *ranked[i].second;
+      out->set_pool(absl::StrCat("datacenters/", p.datacenter_id, "/pools/",
+                                 p.pool_id.substr(p.datacenter_id.size() + 1)));
+      ToScore(ranked[i].first, out->mutable_score());
+      out->set_gpus_placeable(policy::PlaceableGpus(p));
+      out->set_price_fen_per_gpu_hour(p.price_fen_per_gpu_hour);
+    }
+    ToExclusions(counts, response->mutable_exclusions());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status PlacementServiceImpl::ReleasePlacement(grpc::ServerContext* context,
+                                                    const v1::ReleasePlacementRequest* request,
+                                                    v1::ReleasePlacementResponse* response) {
+  return HandleRpc(context, "PlacementService.ReleasePlacement", [&](const CallContext& call) {
+    VCH_RETURN_IF_ERROR(MayPlace(call.principal));
+    ViolationCollector v;
+    if (request->hold_id() <= 0) v.Add("hold_id", "must be a positive hold id");
+    VCH_RETURN_IF_ERROR(v.Finish());
+    const std::string owner =
+        call.principal.role == Role::kPlatformAdmin ? std::string() : call.principal.tenant;
+    VCH_ASSIGN_OR_RETURN(bool released,
+                         storage::ReleaseCapacityHold(pool_, request->hold_id(), owner));
+    response->set_hold_id(request->hold_id());
+    response->set_released(released);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace vch::server
