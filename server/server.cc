@@ -157,7 +157,9 @@ int RunServe(const VchdConfig& config) {
   }
 
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(false);
+  // The database answered at the expected schema moments ago (checked above), so the server is
+  // SERVING from the first call on; the watcher takes over from here.
+  health->SetServingStatus(true);
   auto watcher = std::make_unique<HealthWatcher>(
       config.dsn, schema_version, config.health_interval,
       [health](bool serving) { health->SetServingStatus(serving); });
