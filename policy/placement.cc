@@ -3,9 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -13,7 +10,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "policy/programs.h"
@@ -29,7 +25,7 @@ constexpr int kMaxImprovementRounds = 50;
 // Work budget of the batch search's ejection and swap moves, in (request, pool) evaluations.
 // Deterministic (a count, not a clock): small windows never reach it; a 10,000-request window
 // stops improving once it is spent, so the batch stays within its latency target.
-constexpr int64_t kWorkBudget = 10'000'000;
+constexpr int64_t kWorkBudget = 20'000'000;
 // Further starting points of the batch search are tried only while less work than this has
 // been spent (windows of up to a few hundred requests).
 constexpr int64_t kRestartWorkLimit = 3'000'000;
@@ -112,9 +108,11 @@ uint64_t PackPrefix(std::string_view s) {
 //
 // Feasibility is decomposed so that no (request, pool) pair is tested with string work:
 // site state and report age are per pool; scope and accelerator requirement are per distinct
-// (scope, requirement) "key", whose candidate pools are listed once, sorted by price, so a
-// request's price ceiling selects a prefix of its key's list; only GPU capacity is checked per
-// pair, against an integer array.
+// (scope, requirement) "key" (a window has few: requests come from a few programs), whose
+// candidate pools are listed once, sorted by price, so a request's price ceiling selects a
+// prefix of its key's list; only price and GPU capacity are checked per pair, against integer
+// arrays. The key also lists its pools by an upper bound of their score, so a search for the
+// best pool can stop early.
 class Engine {
  public:
   Engine(const std::vector<PoolState>& pools, const std::vector<PlacementRequest>& requests,
@@ -136,6 +134,21 @@ class Engine {
   const int* cand_begin(int r) const { return keys_[reqs_[r].key].cands.data(); }
   const int* cand_end(int r) const { return cand_begin(r) + reqs_[r].cand_count; }
   int cand_count(int r) const { return reqs_[r].cand_count; }
+  // Candidates whose capacity (before anything is placed) is enough for r.
+  int32_t options(int r) const { return reqs_[r].options; }
+
+  // The pools of r's (scope, accelerator) key by descending score bound (ties: lower pool_id),
+  // not cut at r's price ceiling: callers skip pools with !WithinCeiling. No placement of any
+  // request of at least 1 GPU on p scores above bound(p), with the pool as reported or with
+  // fewer GPUs left, so a scan in this order may stop at the first bound below the best score
+  // found when pruning() (all weights that the bound relies on are non-negative).
+  const int* bound_begin(int r) const { return keys_[reqs_[r].key].by_bound.data(); }
+  const int* bound_end(int r) const { return bound_begin(r) + keys_[reqs_[r].key].by_bound.size(); }
+  double bound(int p) const { return bound_[p]; }
+  bool pruning() const { return pruning_; }
+  bool WithinCeiling(int r, int p) const {
+    return reqs_[r].ceiling == 0 || price_[p] <= reqs_[r].ceiling;
+  }
 
   // Whether pool p passes every check for r except GPU capacity.
   bool IsCandidate(int r, int p) const {
@@ -147,10 +160,9 @@ class Engine {
 
   // Score of r on pool p when p has `placeable` GPUs left.
   double ScoreWith(int r, int p, int32_t placeable) const {
-    const Req& req = reqs_[r];
-    double region = RegionMatch(req, p) ? weights_.region_preference : 0.0;
-    return UtilizationTerm(weights_.utilization, total_[p], placeable, req.gpus) + price_term_[p] +
-           region;
+    double region = RegionMatch(r, p) ? weights_.region_preference : 0.0;
+    return UtilizationTerm(weights_.utilization, total_[p], placeable, reqs_[r].gpus) +
+           price_term_[p] + region;
   }
   // Score of r on pool p as reported (the batch objective's term).
   double StaticScore(int r, int p) const { return ScoreWith(r, p, placeable_[p]); }
@@ -158,8 +170,9 @@ class Engine {
   const PoolState& pool(int p) const { return pools_[pool_index_[p]]; }
   const PlacementRequest& request(int r) const { return requests_[r]; }
 
-  // The decision for r: placed on pool p (or p < 0: unplaced, with the exclusion counts given
-  // the GPUs left in `residual`). `placeable` is what p had left when r was scored.
+  // The decision for r: placed on pool p, scored as if p had `placeable` GPUs left; or, for
+  // p < 0, unplaced with its exclusion counts. Those assume what callers guarantee: every
+  // candidate within r's price ceiling lacked room for r (INSUFFICIENT_GPUS).
   PlacementDecision Decide(int r, int p, int32_t placeable) const {
     PlacementDecision decision;
     decision.request_id = requests_[r].request_id;
@@ -185,29 +198,32 @@ class Engine {
 
  private:
   struct Key {
-    std::vector<int> cands;           // cheapest first, then pool_id
-    std::vector<uint64_t> bitmap;     // membership of cands, by pool position
-    int32_t out_of_scope = 0;         // active, fresh pools outside the scope
-    int32_t no_accelerator = 0;       // in scope, accelerator does not match
+    std::vector<int> cands;        // cheapest first, then pool_id
+    std::vector<int> by_bound;     // cands by descending bound, then pool_id
+    std::vector<uint64_t> bitmap;  // membership of cands, by pool position
+    int32_t out_of_scope = 0;      // active, fresh pools outside the scope
+    int32_t no_accelerator = 0;    // in scope, accelerator does not match
   };
   struct Req {
     int key = 0;
     int32_t gpus = 0;
     int64_t ceiling = 0;  // 0 = none
     int32_t cand_count = 0;
+    int32_t options = 0;
     size_t prefix_len = 0;
     uint64_t prefix_packed = 0;
     uint64_t prefix_mask = 0;
   };
 
-  bool RegionMatch(const Req& req, int p) const {
+  // RegionPreferred(pool(p), request(r)) without touching the strings in the common case.
+  bool RegionMatch(int r, int p) const {
+    const Req& req = reqs_[r];
     if (req.prefix_len == 0) return false;
     if (req.prefix_len <= 8) {
       return region_len_[p] >= req.prefix_len &&
              (region_packed_[p] & req.prefix_mask) == req.prefix_packed;
     }
-    const std::string& prefix = requests_[&req - reqs_.data()].preferred_region_prefix;
-    return pool(p).region_code.compare(0, prefix.size(), prefix) == 0;
+    return RegionPreferred(pool(p), requests_[r]);
   }
 
   void IndexPools(absl::Time now) {
@@ -221,6 +237,8 @@ class Engine {
     capacity_.resize(n);
     price_.resize(n);
     price_term_.resize(n);
+    bound_.resize(n);
+    pruning_ = weights_.utilization >= 0;
     region_packed_.resize(n);
     region_len_.resize(n);
     type_.assign(n, -1);
@@ -232,6 +250,10 @@ class Engine {
       capacity_[p] = ps.gpus_total > 0 ? placeable_[p] : 0;
       price_[p] = ps.price_fen_per_gpu_hour;
       price_term_[p] = PriceTerm(weights_.price, ps.price_fen_per_gpu_hour);
+      // The same arithmetic as ScoreWith at 1 GPU and the region bonus: monotone in each step,
+      // so no larger gang, smaller remaining capacity or missing region match scores above it.
+      bound_[p] = UtilizationTerm(weights_.utilization, total_[p], placeable_[p], 1) +
+                  price_term_[p] + std::max(0.0, weights_.region_preference);
       region_packed_[p] = PackPrefix(ps.region_code);
       region_len_[p] = ps.region_code.size();
       if (!ps.site_active) {
@@ -240,8 +262,8 @@ class Engine {
         ++stale_;
       } else {
         usable_.push_back(p);
-        std::string type_key = absl::StrCat(ps.accelerator_model, "|", ps.fp8, ps.domestic, "|",
-                                            ps.memory_gib);
+        std::string type_key =
+            absl::StrCat(ps.accelerator_model, "|", ps.fp8, ps.domestic, "|", ps.memory_gib);
         auto [it, inserted] = type_ids.try_emplace(type_key, static_cast<int>(type_pools_.size()));
         if (inserted) type_pools_.push_back(p);  // a representative pool of the type
         type_[p] = it->second;
@@ -254,8 +276,8 @@ class Engine {
     reqs_.resize(n);
     absl::flat_hash_map<std::string, int> scope_ids, accel_ids;
     absl::flat_hash_map<std::pair<int, int>, int> key_ids;
-    std::vector<std::vector<int>> scope_pools;      // per scope: usable pools in scope
-    std::vector<std::vector<char>> accel_matches;   // per requirement: match per pool type
+    std::vector<std::vector<int>> scope_pools;     // per scope: usable pools in scope
+    std::vector<std::vector<char>> accel_matches;  // per requirement: match per pool type
     for (int r = 0; r < n; ++r) {
       const PlacementRequest& request = requests_[r];
       const ProgramScope& scope = request.scope;
@@ -299,8 +321,11 @@ class Engine {
         }
         key.out_of_scope = static_cast<int32_t>(usable_.size() - in_scope.size());
         key.no_accelerator = static_cast<int32_t>(in_scope.size() - key.cands.size());
+        key.by_bound = key.cands;  // in pool_id order
         std::stable_sort(key.cands.begin(), key.cands.end(),
                          [&](int a, int b) { return price_[a] < price_[b]; });
+        std::stable_sort(key.by_bound.begin(), key.by_bound.end(),
+                         [&](int a, int b) { return bound_[a] > bound_[b]; });
       }
       Req& req = reqs_[r];
       req.key = key_it->second;
@@ -314,6 +339,8 @@ class Engine {
                                     [&](int64_t ceiling, int p) { return ceiling < price_[p]; });
         req.cand_count = static_cast<int32_t>(end - cands.begin());
       }
+      for (int i = 0; i < req.cand_count; ++i) req.options += capacity_[cands[i]] >= req.gpus;
+      if (req.gpus < 1) req.options = 0;
       req.prefix_len = request.preferred_region_prefix.size();
       req.prefix_packed = PackPrefix(request.preferred_region_prefix);
       req.prefix_mask =
@@ -329,6 +356,8 @@ class Engine {
   std::vector<int32_t> total_, placeable_, capacity_;
   std::vector<int64_t> price_;
   std::vector<double> price_term_;
+  std::vector<double> bound_;
+  bool pruning_ = false;
   std::vector<uint64_t> region_packed_;
   std::vector<size_t> region_len_;
   std::vector<int> type_;        // accelerator type id of a usable pool
@@ -339,22 +368,23 @@ class Engine {
   std::vector<Req> reqs_;
 };
 
-// Greedy on the engine: requests in order, each on its best pool given what earlier ones took.
-// Exactly PlaceOne against the updated pools. Returns each request's pool (-1: unplaced) and,
-// in *placeable_at, what that pool had left when the request was scored.
-std::vector<int> RunGreedy(const Engine& engine, std::vector<int32_t>* placeable_at,
-                           std::vector<int32_t>* residual_out) {
+// Greedy on the engine: requests in order, each on its best pool given what earlier ones took,
+// scored against the GPUs left then: exactly PlaceOne against the updated pools. Returns each
+// request's pool (-1: unplaced) and, in *placeable_at, what that pool had left when the request
+// was scored.
+std::vector<int> RunGreedy(const Engine& engine, std::vector<int32_t>* placeable_at) {
   std::vector<int32_t> residual = engine.capacities();
   std::vector<int> pool_of(engine.request_count(), -1);
   placeable_at->assign(engine.request_count(), 0);
   for (int r = 0; r < engine.request_count(); ++r) {
     int32_t gpus = engine.gpus(r);
-    if (gpus < 1) continue;
+    if (engine.options(r) == 0) continue;
     int best = -1;
     double best_score = 0;
-    for (const int* it = engine.cand_begin(r); it != engine.cand_end(r); ++it) {
+    for (const int* it = engine.bound_begin(r); it != engine.bound_end(r); ++it) {
       int p = *it;
-      if (residual[p] < gpus) continue;
+      if (best >= 0 && engine.pruning() && engine.bound(p) < best_score) break;
+      if (residual[p] < gpus || !engine.WithinCeiling(r, p)) continue;
       double score = engine.ScoreWith(r, p, residual[p]);
       if (best < 0 || score > best_score || (score == best_score && p < best)) {
         best = p;
@@ -367,25 +397,40 @@ std::vector<int> RunGreedy(const Engine& engine, std::vector<int32_t>* placeable
       residual[best] -= gpus;
     }
   }
-  *residual_out = std::move(residual);
   return pool_of;
 }
 
-// The batch search. A constructive pass (small gangs first, then the most constrained, each on
-// its best-scoring pool with room), then rounds of improving moves until none applies:
+// The batch search. A constructive pass (see StartOrder; each request on its best-scoring pool
+// with room), then rounds of improving moves until none applies:
 //   insert   an unplaced request into a pool with room, or into a pool where room is made by
 //            moving placed requests elsewhere (an ejection chain up to kEjectionDepth deep:
 //            a moved request may itself make room by moving others) — one more placed;
 //   move     a placed request to a better-scoring pool with room;
 //   swap     two placed requests between their pools when both fit and the sum improves;
-//   replace  a placed request by an unplaced one no larger that scores better there.
+//   replace  a placed request by an unplaced one no larger that scores better there;
+// and, when those are exhausted, two larger neighbourhoods:
+//   ruin and recreate  around an unplaced request: empty every pool it could use, place it,
+//            re-insert the evicted and the other unplaced requests (with ejection chains);
+//   chain move  a placed request to a better pool without room, making room by ejection.
 // Every accepted move increases (requests placed, total score) lexicographically, which is
 // the objective's order (the bonus makes a placement worth more than any score difference),
-// so the search terminates. Tentative moves go through a journal and are rolled back.
+// so the search terminates. Tentative moves go through a journal and are rolled back; the
+// best attempt's steps are replayed. Everything is deterministic: orders are fixed, ties go
+// to lower indices, and the work budget is a count.
+// Orders of the constructive pass: small gangs first (places the most requests), the most
+// constrained first (fewest pools with capacity), large gangs first; ties by fewer options, then
+// request index.
 enum class StartOrder { kSmallFirst, kConstrainedFirst, kLargeFirst };
 
 class BatchSearch {
  public:
+  // One journaled change of a request's pool.
+  struct Step {
+    int r;
+    int from;  // pool before the step, -1 unplaced
+    int to;    // pool after the step, -1 unplaced
+  };
+
   // `work` counts (request, pool) evaluations across searches, against kWorkBudget.
   BatchSearch(const Engine& engine, int64_t* work)
       : work_(*work),
@@ -401,28 +446,10 @@ class BatchSearch {
       int r;
       int32_t gpus;
       int32_t options;
-      double regret;
     };
     std::vector<Item> items;
     for (int r = 0; r < e_.request_count(); ++r) {
-      int32_t gpus = e_.gpus(r);
-      if (gpus < 1) continue;
-      int32_t options = 0;
-      double best = -std::numeric_limits<double>::infinity(), second = best;
-      for (const int* it = e_.cand_begin(r); it != e_.cand_end(r); ++it) {
-        if (e_.capacity(*it) < gpus) continue;
-        ++options;
-        double score = e_.StaticScore(r, *it);
-        if (score > best) {
-          second = best;
-          best = score;
-        } else if (score > second) {
-          second = score;
-        }
-      }
-      if (options == 0) continue;
-      double regret = options == 1 ? std::numeric_limits<double>::max() : best - second;
-      items.push_back({r, gpus, options, regret});
+      if (e_.options(r) > 0) items.push_back({r, e_.gpus(r), e_.options(r)});
     }
     std::sort(items.begin(), items.end(), [order](const Item& a, const Item& b) {
       switch (order) {
@@ -439,7 +466,6 @@ class BatchSearch {
           if (a.options != b.options) return a.options < b.options;
           break;
       }
-      if (a.regret != b.regret) return a.regret > b.regret;
       return a.r < b.r;
     });
     for (const Item& item : items) {
@@ -477,7 +503,8 @@ class BatchSearch {
           if (pool_of_[r] >= 0) changed |= TryChainMove(r);
         }
       }
-      if (!changed) break;
+      // Past the budget, even the cheap moves stop: each round scans every request.
+      if (!changed || work_ > kWorkBudget) break;
     }
     // Whatever the budget left undone, no unplaced request may fit where there is room.
     CollectUnplaced(&unplaced);
@@ -506,6 +533,9 @@ class BatchSearch {
   // Ejection chains: inserting u may move requests out of its pool, and each of those may
   // move others out of its new pool, this many levels down.
   static constexpr int kEjectionDepth = 2;
+  // Ruin and recreate only around requests with at most this many pools: emptying more is a
+  // restart, not a neighbourhood (on the bench's 50 x 20 instances, no cap gives the same).
+  static constexpr int kMaxRuinedPools = 10;
 
   void Place(int r, int p) {
     pool_of_[r] = p;
@@ -563,7 +593,7 @@ class BatchSearch {
   void CollectUnplaced(std::vector<int>* unplaced) const {
     unplaced->clear();
     for (int r = 0; r < e_.request_count(); ++r) {
-      if (pool_of_[r] < 0 && e_.gpus(r) >= 1 && e_.cand_count(r) > 0) unplaced->push_back(r);
+      if (pool_of_[r] < 0 && e_.options(r) > 0) unplaced->push_back(r);
     }
     std::stable_sort(unplaced->begin(), unplaced->end(),
                      [&](int a, int b) { return e_.gpus(a) < e_.gpus(b); });
@@ -574,16 +604,18 @@ class BatchSearch {
   int BestWithRoom(int r, int exclude, double* best_score) {
     int32_t gpus = e_.gpus(r);
     int best = -1;
-    work_ += e_.cand_count(r);
-    for (const int* it = e_.cand_begin(r); it != e_.cand_end(r); ++it) {
+    const int* it = e_.bound_begin(r);
+    for (; it != e_.bound_end(r); ++it) {
       int p = *it;
-      if (p == exclude || residual_[p] < gpus || locked_[p]) continue;
+      if (best >= 0 && e_.pruning() && e_.bound(p) < *best_score) break;
+      if (p == exclude || residual_[p] < gpus || locked_[p] || !e_.WithinCeiling(r, p)) continue;
       double score = e_.StaticScore(r, p);
       if (best < 0 || score > *best_score || (score == *best_score && p < best)) {
         best = p;
         *best_score = score;
       }
     }
+    work_ += 1 + (it - e_.bound_begin(r));
     return best;
   }
 
@@ -711,6 +743,7 @@ class BatchSearch {
   bool TryRuinAndRecreate(int u) {
     if (work_ > kWorkBudget) return false;
     int32_t gpus = e_.gpus(u);
+    if (e_.options(u) > kMaxRuinedPools) return false;
     journal_.clear();
     gain_ = 0;
     std::vector<int> ruined;
@@ -769,11 +802,12 @@ class BatchSearch {
     size_t mark = journal_.size();
     double best_gain = kMinGain;
     std::vector<Step> best_steps;
-    work_ += e_.cand_count(r);
-    for (const int* it = e_.cand_begin(r); it != e_.cand_end(r); ++it) {
+    for (const int* it = e_.bound_begin(r); it != e_.bound_end(r); ++it) {
       int p = *it;
+      if (e_.pruning() && e_.bound(p) - current <= kMinGain) break;
+      ++work_;
       if (p == from || e_.capacity(p) < gpus || residual_[p] >= gpus) continue;
-      if (e_.StaticScore(r, p) - current <= kMinGain) continue;
+      if (!e_.WithinCeiling(r, p) || e_.StaticScore(r, p) - current <= kMinGain) continue;
       if (MakeRoomAndAssign(r, p, kEjectionDepth - 1) && gain_ > best_gain) {
         best_gain = gain_;
         best_steps.assign(journal_.begin() + mark, journal_.end());
@@ -796,10 +830,11 @@ class BatchSearch {
     double best_gain = kMinGain;
     int best_pool = -1, best_partner = -1;
     bool budget_left = work_ <= kWorkBudget;
-    work_ += e_.cand_count(r);
-    for (const int* it = e_.cand_begin(r); it != e_.cand_end(r); ++it) {
+    const int* it = e_.bound_begin(r);
+    for (; it != e_.bound_end(r); ++it) {
       int p = *it;
-      if (p == from) continue;
+      if (e_.pruning() && e_.bound(p) - current <= kMinGain) break;
+      if (p == from || !e_.WithinCeiling(r, p)) continue;
       double gain_r = e_.StaticScore(r, p) - current;
       // A swap that improves the sum improves one side; it is found from that side.
       if (gain_r <= kMinGain) continue;
@@ -825,6 +860,7 @@ class BatchSearch {
         }
       }
     }
+    work_ += 1 + (it - e_.bound_begin(r));
     if (best_pool < 0) return false;
     Unplace(r);
     if (best_partner >= 0) {
@@ -862,12 +898,6 @@ class BatchSearch {
     Place(u, p);
     return true;
   }
-
-  struct Step {
-    int r;
-    int from;  // pool before the step, -1 unplaced
-    int to;    // pool after the step, -1 unplaced
-  };
 
   int64_t& work_;
   const Engine& e_;
@@ -964,8 +994,8 @@ std::vector<PlacementDecision> PlaceGreedy(std::vector<PoolState> pools,
                                            const std::vector<PlacementRequest>& requests,
                                            absl::Time now, const PlacementWeights& weights) {
   Engine engine(pools, requests, now, weights);
-  std::vector<int32_t> placeable_at, residual;
-  std::vector<int> pool_of = RunGreedy(engine, &placeable_at, &residual);
+  std::vector<int32_t> placeable_at;
+  std::vector<int> pool_of = RunGreedy(engine, &placeable_at);
   std::vector<PlacementDecision> decisions;
   decisions.reserve(requests.size());
   for (int r = 0; r < engine.request_count(); ++r) {
@@ -985,14 +1015,13 @@ std::vector<PlacementDecision> PlaceBatch(std::vector<PoolState> pools,
   // constrained first, large gangs first, and the greedy order, so the batch never loses to
   // one-at-a-time placement. Later starts run only while the work budget allows, so a large
   // window gets the first start and the greedy one.
-  std::vector<int32_t> unused_placeable, unused_residual;
-  std::vector<int> greedy = RunGreedy(engine, &unused_placeable, &unused_residual);
+  std::vector<int32_t> unused_placeable;
+  std::vector<int> greedy = RunGreedy(engine, &unused_placeable);
   std::vector<int> best;
   std::pair<int, double> best_value{-1, 0};
   auto consider = [&](BatchSearch& search) {
     search.Improve();
     std::pair<int, double> value = search.Value();
-    if (getenv("PLDEBUG")) fprintf(stderr, "start: work=%lld placed=%d score=%.1f\n", (long long)work, value.first, value.second);
     if (Better(value, best_value)) {
       best = search.pool_of();
       best_value = value;

@@ -11,6 +11,7 @@
 #include "server/convert.h"
 #include "server/rpc.h"
 #include "storage/capacity_store.h"
+#include "storage/idempotency.h"
 #include "storage/program_store.h"
 
 namespace vch::server {
@@ -111,6 +112,16 @@ const policy::PoolState* FindPool(const std::vector<policy::PoolState>& pools,
   return nullptr;
 }
 
+// `results` from a stored PlaceBatchResponse (one result per request).
+absl::Status ParseResults(const std::string& bytes, std::vector<v1::PlaceResponse>& results) {
+  v1::PlaceBatchResponse stored;
+  if (!stored.ParseFromString(bytes) || stored.results_size() != static_cast<int>(results.size())) {
+    return absl::InternalError("stored placement response unreadable");
+  }
+  for (size_t i = 0; i < results.size(); ++i) results[i] = stored.results(static_cast<int>(i));
+  return absl::OkStatus();
+}
+
 // Places `requests` together, reserves the chosen capacity, and re-places the few that lost a
 // race for a pool's last GPUs against a fresh snapshot. Fills one PlaceResponse per request.
 absl::Status PlaceAndReserve(storage::PgPool& pool, const PlacementConfig& config,
@@ -120,6 +131,12 @@ absl::Status PlaceAndReserve(storage::PgPool& pool, const PlacementConfig& confi
                              const std::vector<policy::PlacementRequest>& requests,
                              std::vector<v1::PlaceResponse>& results) {
   results.assign(requests.size(), v1::PlaceResponse());
+  // A replay answers what the first call answered, before any fresh decision.
+  const storage::IdempotencyKey rpc_key =
+      IdempotencyKeyFor(call.principal, method, request, request_id);
+  VCH_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                       storage::FindIdempotentResponse(pool, rpc_key));
+  if (stored) return ParseResults(*stored, results);
   std::vector<size_t> pending(requests.size());
   for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
   for (int attempt = 1; attempt <= kReserveAttempts && !pending.empty(); ++attempt) {
@@ -159,45 +176,38 @@ absl::Status PlaceAndReserve(storage::PgPool& pool, const PlacementConfig& confi
       ToTimestamp(reservations.back().expires_at, placement->mutable_expire_time());
     }
     if (reservations.empty()) return absl::OkStatus();
-    // Each attempt is its own idempotent unit: a retry of the whole RPC replays it.
-    storage::IdempotencyKey key = IdempotencyKeyFor(call.principal, method, request, request_id);
+    // Each attempt is its own idempotent unit, storing the placements exactly as decided
+    // (pool, price, score, expiry) with their hold ids (0 = lost the race), so a crash and a
+    // retry between attempts report what was reserved, not a fresh decision.
+    storage::IdempotencyKey key = rpc_key;
     key.request_id = absl::StrCat(request_id, "#", attempt);
-    // The stored response names each reservation fully, so a replay reports the pools that
-    // were actually reserved, whatever a fresh decision would pick now.
     VCH_ASSIGN_OR_RETURN(
         std::string bytes,
         storage::ReserveCapacity(
-            pool, key, reservations, [](const std::vector<storage::CapacityReservation>& done) {
-              std::string out;
-              for (const auto& r : done) {
-                absl::StrAppend(&out, r.hold_id, "|", r.datacenter_id, "|", r.pool_id, "|", r.gpus,
-                                "|", absl::ToUnixMicros(r.expires_at), "\n");
+            pool, key, reservations, [&](const std::vector<storage::CapacityReservation>& done) {
+              v1::PlaceBatchResponse decided;
+              for (size_t j = 0; j < done.size(); ++j) {
+                v1::PlaceResponse* r = decided.add_results();
+                *r->mutable_placement() = results[pending[reserved_index[j]]].placement();
+                r->mutable_placement()->set_hold_id(done[j].hold_id);
               }
-              return out;
+              return decided.SerializeAsString();
             }));
+    v1::PlaceBatchResponse reserved;
+    if (!reserved.ParseFromString(bytes) ||
+        reserved.results_size() != static_cast<int>(reserved_index.size())) {
+      return absl::InternalError("stored placement response unreadable");
+    }
     std::vector<size_t> lost;
-    std::vector<absl::string_view> lines = absl::StrSplit(bytes, '\n', absl::SkipEmpty());
     for (size_t j = 0; j < reserved_index.size(); ++j) {
       v1::PlaceResponse& out = results[pending[reserved_index[j]]];
-      std::vector<absl::string_view> f;
-      if (j < lines.size()) f = absl::StrSplit(lines[j], '|');
-      int64_t hold_id = 0, expires_us = 0;
-      int32_t gpus = 0;
-      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &hold_id) || !absl::SimpleAtoi(f[3], &gpus) ||
-          !absl::SimpleAtoi(f[4], &expires_us)) {
-        return absl::InternalError("stored placement response unreadable");
-      }
-      if (hold_id == 0) {
+      if (reserved.results(j).placement().hold_id() == 0) {
         lost.push_back(pending[reserved_index[j]]);
         out.Clear();
         continue;
       }
-      v1::Placement* placement = out.mutable_placement();
-      placement->set_hold_id(hold_id);
-      placement->set_datacenter(std::string(f[1]));
-      placement->set_pool(absl::StrCat("datacenters/", f[1], "/pools/", f[2]));
-      placement->set_gpus(gpus);
-      ToTimestamp(absl::FromUnixMicros(expires_us), placement->mutable_expire_time());
+      *out.mutable_placement() = reserved.results(j).placement();
+      out.set_placed(true);
     }
     pending = lost;
   }
@@ -206,7 +216,14 @@ absl::Status PlaceAndReserve(storage::PgPool& pool, const PlacementConfig& confi
     c->set_reason("INSUFFICIENT_GPUS");
     c->set_pools(1);
   }
-  return absl::OkStatus();
+  // The whole answer, placed or not, under the RPC's key: a replay returns it as it was.
+  v1::PlaceBatchResponse all;
+  for (const v1::PlaceResponse& r : results) *all.add_results() = r;
+  VCH_ASSIGN_OR_RETURN(std::string bytes,
+                       storage::RunIdempotent(pool, rpc_key, [&](pqxx::dbtransaction&) {
+                         return absl::StatusOr<std::string>(all.SerializeAsString());
+                       }));
+  return ParseResults(bytes, results);
 }
 
 }  // namespace

@@ -49,4 +49,22 @@ absl::StatusOr<std::string> RunIdempotent(
   return response;
 }
 
+absl::StatusOr<std::optional<std::string>> FindIdempotentResponse(PgPool& pool,
+                                                                  const IdempotencyKey& key) {
+  std::optional<std::string> response;
+  absl::Status status = RunTransaction(pool, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    pqxx::result found = tx.exec_params(kFindKey, key.scope, key.request_id);
+    if (found.empty()) return absl::OkStatus();
+    if (found[0][0].as<std::string>() != key.request_hash) {
+      return DomainError(absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED",
+                         absl::StrCat("request_id '", key.request_id,
+                                      "' was already used with a different request"));
+    }
+    response = pqxx::binarystring(found[0][1]).str();
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return response;
+}
+
 }  // namespace vch::storage

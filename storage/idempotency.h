@@ -4,6 +4,7 @@
 #define VCH_STORAGE_IDEMPOTENCY_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -24,6 +25,12 @@ struct IdempotencyKey {
 absl::StatusOr<std::string> RunIdempotent(
     PgPool& pool, const IdempotencyKey& key,
     const std::function<absl::StatusOr<std::string>(pqxx::dbtransaction&)>& body);
+
+// The response stored under `key`, nullopt if none; ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED if
+// the key was used with a different request. For operations that must decide before they can
+// write (placement reads a snapshot first), so a replay answers before deciding anew.
+absl::StatusOr<std::optional<std::string>> FindIdempotentResponse(PgPool& pool,
+                                                                  const IdempotencyKey& key);
 
 }  // namespace vch::storage
 

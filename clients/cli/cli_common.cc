@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/json_log.h"
@@ -221,6 +222,48 @@ void JsonObject::Key(absl::string_view key) {
   if (out_.size() > 1) out_ += ",";
   vch::AppendJsonString(&out_, key);
   out_ += ":";
+}
+
+void Line(absl::string_view label, absl::string_view value) {
+  std::printf("%-19s %s\n", std::string(label).c_str(), std::string(value).c_str());
+}
+
+std::string Cny(int64_t fen) { return absl::StrCat(FormatCny(fen), " CNY"); }
+
+void PrintNextPage(const std::string& token) {
+  if (!token.empty()) std::printf("more: --page-token %s\n", token.c_str());
+}
+
+bool Flags(const Invocation& in, const std::string& command, const std::set<std::string>& allowed,
+           const std::vector<std::string>& required, int* code) {
+  if (!OnlyFlags(in.flags, allowed, command, code)) return false;
+  for (const std::string& name : required) {
+    if (!in.flags.contains(name)) {
+      *code = Usage(absl::StrCat(command, " needs --", name));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ParseInt64Flag(const Invocation& in, const std::string& name, int64_t* out, int* code) {
+  const std::string text = in.flags.at(name);
+  if (!absl::SimpleAtoi(text, out)) {
+    *code = Usage(absl::StrCat("--", name, " needs an integer, got '", text, "'"));
+    return false;
+  }
+  return true;
+}
+
+bool ParsePageFlags(const Invocation& in, int32_t* page_size, std::string* page_token, int* code) {
+  if (std::optional<std::string> size = Flag(in.flags, "page-size")) {
+    if (!absl::SimpleAtoi(*size, page_size) || *page_size < 0) {
+      *code = Usage("--page-size needs a number >= 0");
+      return false;
+    }
+  }
+  *page_token = Flag(in.flags, "page-token").value_or("");
+  return true;
 }
 
 }  // namespace vch::cli

@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -101,6 +105,70 @@ class JsonObject {
   void Key(absl::string_view key);
   std::string out_ = "{";
 };
+
+// --- Shared by the command groups (workflow_commands.cc, capacity_commands.cc). ---
+
+// One "label  value" line of a details block.
+void Line(absl::string_view label, absl::string_view value);
+
+// "2800.00 CNY" for 280000 fen.
+std::string Cny(int64_t fen);
+
+// The enum value's short name ("SME"), or its number when this client does not know it.
+template <typename NameFn>
+std::string EnumName(int value, NameFn name, absl::string_view prefix) {
+  std::string full = name(value);
+  return full.empty() ? absl::StrCat(value) : ShortName(full, prefix);
+}
+
+// "more: --page-token T" under a table when there is a next page.
+void PrintNextPage(const std::string& token);
+
+// Makes one call and prints its outcome: the error (exit 1), or the response as JSON or text.
+// `request_id` is set for mutating calls, which print it with the result.
+template <typename Response, typename Rpc, typename Text>
+int Finish(const Invocation& in, const std::string& request_id, Rpc rpc, Text print_text) {
+  grpc::ClientContext context;
+  PrepareContext(&context, in.options);
+  Response response;
+  grpc::Status status = rpc(&context, &response);
+  if (!status.ok()) return PrintError(status, in.options.json, request_id);
+  if (in.options.json) {
+    if (request_id.empty()) {
+      PrintMessageJson(response);
+    } else {
+      PrintMutationJson(response, request_id);
+    }
+    return 0;
+  }
+  print_text(response);
+  if (!request_id.empty()) Line("request_id", request_id);
+  return 0;
+}
+
+// Checks the flags; says which are missing. Returns false with *code set on a usage error.
+bool Flags(const Invocation& in, const std::string& command, const std::set<std::string>& allowed,
+           const std::vector<std::string>& required, int* code);
+
+bool ParseInt64Flag(const Invocation& in, const std::string& name, int64_t* out, int* code);
+
+bool ParsePageFlags(const Invocation& in, int32_t* page_size, std::string* page_token, int* code);
+
+// Parses an enum flag given by its short name in any case ("city", "RESEARCH"), or its full
+// name; `aliases` maps short forms to short names.
+template <typename Enum, typename ParseFn>
+bool ParseEnumFlag(const std::string& flag, const std::string& text, absl::string_view prefix,
+                   ParseFn parse, const std::map<std::string, std::string>& aliases,
+                   absl::string_view choices, Enum* out, int* code) {
+  std::string upper = absl::StrReplaceAll(absl::AsciiStrToUpper(text), {{"-", "_"}});
+  if (auto it = aliases.find(upper); it != aliases.end()) upper = it->second;
+  const std::string full = absl::StartsWith(upper, prefix) ? upper : absl::StrCat(prefix, upper);
+  if (!parse(full, out) || static_cast<int>(*out) == 0) {
+    *code = Usage(absl::StrCat("--", flag, " must be one of ", choices, ", got '", text, "'"));
+    return false;
+  }
+  return true;
+}
 
 }  // namespace vch::cli
 

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/json_log.h"
+#include "clients/cli/capacity_commands.h"
 #include "clients/cli/cli_common.h"
 #include "clients/cli/workflow_commands.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -106,6 +107,43 @@ constexpr char kHelp[] =
     "  award clawback --program P --enterprise USCC --amount-fen N --reason TEXT\n"
     "                    take back unspent credit (ISSUER_ADMIN): a CLAWBACK transfer\n"
     "\n"
+    "Datacenters and capacity (OPERATOR:<datacenter> for its own site; anyone reads):\n"
+    "  datacenter register --id ID --name NAME --region CODE --hub HUB [--operator COMPANY]\n"
+    "                      [--national-network]\n"
+    "                    register a site (its OPERATOR, or PLATFORM_ADMIN); HUB is one of\n"
+    "                    beijing-tianjin-hebei, yangtze-river-delta, guangdong-hong-kong-macao,\n"
+    "                    chengdu-chongqing, inner-mongolia, guizhou, gansu, ningxia;\n"
+    "                    --national-network: reachable by NATIONAL-scope programs\n"
+    "  datacenter get ID\n"
+    "  datacenter list [--hub HUB]\n"
+    "  datacenter suspend ID --reason TEXT | datacenter resume ID\n"
+    "                    a suspended site receives no placements (PLATFORM_ADMIN, AUDITOR)\n"
+    "  pool register --datacenter DC --id ID --model MODEL [--vendor V] [--domestic] [--fp8]\n"
+    "                --memory-gib N [--fp16-tflops N] [--fp8-tflops N] --gpus N --price-fen N\n"
+    "                    a GPU pool of N GPUs at N fen per GPU-hour (the site's OPERATOR)\n"
+    "  pool list DC      the site's pools: free GPUs as last reported, GPUs held by vch\n"
+    "  capacity report DC POOL=FREE [POOL=FREE ...]\n"
+    "                    report free GPUs per pool (the site's OPERATOR); placement ignores\n"
+    "                    pools whose last report is older than 15 minutes\n"
+    "  utilization (--pool DC/POOL | --datacenter DC | --hub HUB) --from TIME --to TIME\n"
+    "              [--bucket-s N]\n"
+    "                    busy GPUs over time from the report history, per bucket of N seconds\n"
+    "                    (default 3600); TIME in RFC 3339\n"
+    "\n"
+    "Placement:\n"
+    "  place --program P --gpus N [--model M] [--fp8] [--domestic] [--min-memory-gib N]\n"
+    "        [--max-price-fen N] [--prefer-region PREFIX]\n"
+    "                    choose a pool for N GPUs (all in one pool) under program P and hold\n"
+    "                    them (ENTERPRISE, PLATFORM_ADMIN): prints the pool, its score\n"
+    "                    (utilization + price + region terms), the hold id and its expiry, or,\n"
+    "                    when no pool fits, how many pools were excluded for each reason (exit\n"
+    "                    1); PREFIX is the start of a GB/T 2260 code, e.g. 52 (Guizhou)\n"
+    "  explain --program P --gpus N [same flags as place] [--top N]\n"
+    "                    the N best pools (default 5) with their scores, and the exclusions;\n"
+    "                    reserves nothing\n"
+    "  placement release HOLD_ID\n"
+    "                    give a placement's GPUs back (the enterprise that placed it)\n"
+    "\n"
     "Every list takes [--page-size N] [--page-token T]. Every command that changes something\n"
     "takes [--request-id ID] (1 to 128 characters; default a new random UUID) and prints the\n"
     "request id with its result or its error: run it again with the same --request-id to retry\n"
@@ -119,11 +157,12 @@ constexpr char kHelp[] =
     "  --json                               print JSON instead of text\n"
     "\n"
     "Amounts are shown in CNY with two decimals; --json gives exact integer fen (*_fen fields).\n"
-    "The workflow commands print the response message in protobuf JSON (proto field names;\n"
-    "int64 values such as *_fen as decimal strings), plus \"request_id\" for changes.\n"
+    "The workflow, capacity and placement commands print the response message in protobuf JSON\n"
+    "(proto field names; int64 values such as *_fen and hold_id as decimal strings), plus\n"
+    "\"request_id\" for changes.\n"
     "\n"
-    "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed) or the ledger\n"
-    "did not verify, 2 bad usage.\n";
+    "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed), the ledger\n"
+    "did not verify or place found no pool, 2 bad usage.\n";
 
 int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
@@ -484,7 +523,16 @@ int main(int argc, char** argv) {
     } else if (absl::StartsWith(arg, "--")) {
       const std::string name =
           arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
-      if (!CommandValueFlags().contains(name)) return Usage(absl::StrCat("unknown flag ", arg));
+      if (vch::cli::CapacitySwitchFlags().contains(name)) {
+        // A switch: "--fp8" alone means true; "--fp8=false" is also understood.
+        if (command_flags.contains(name)) return Usage(absl::StrCat("--", name, " given twice"));
+        command_flags[name] =
+            arg.find('=') == std::string::npos ? "true" : arg.substr(name.size() + 3);
+        continue;
+      }
+      if (!CommandValueFlags().contains(name) && !vch::cli::CapacityValueFlags().contains(name)) {
+        return Usage(absl::StrCat("unknown flag ", arg));
+      }
       if (!value_of(absl::StrCat("--", name), &value)) {
         return Usage(absl::StrCat("--", name, " needs a value"));
       }
@@ -521,10 +569,9 @@ int main(int argc, char** argv) {
     return Usage(absl::StrCat("usage: vch ", command,
                               command == "account" ? " get ID" : " list [--account ID] ..."));
   }
-  if (std::optional<int> code = vch::cli::RunWorkflowCommand(
-          command,
-          {.channel = channel, .options = options, .args = rest, .flags = command_flags})) {
-    return *code;
-  }
+  const vch::cli::Invocation invocation{
+      .channel = channel, .options = options, .args = rest, .flags = command_flags};
+  if (std::optional<int> code = vch::cli::RunWorkflowCommand(command, invocation)) return *code;
+  if (std::optional<int> code = vch::cli::RunCapacityCommand(command, invocation)) return *code;
   return Usage(absl::StrCat("unknown command '", command, "'"));
 }

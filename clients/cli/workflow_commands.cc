@@ -26,20 +26,6 @@ namespace v1 = ::vch::v1;
 
 // --- Output. ---
 
-// One "label  value" line of a details block.
-void Line(absl::string_view label, absl::string_view value) {
-  std::printf("%-19s %s\n", std::string(label).c_str(), std::string(value).c_str());
-}
-
-std::string Cny(int64_t fen) { return absl::StrCat(FormatCny(fen), " CNY"); }
-
-// The enum value's short name ("SME"), or its number when this client does not know it.
-template <typename NameFn>
-std::string EnumName(int value, NameFn name, absl::string_view prefix) {
-  std::string full = name(value);
-  return full.empty() ? absl::StrCat(value) : ShortName(full, prefix);
-}
-
 std::string LevelName(int v) {
   return EnumName(
       v, [](int x) { return v1::IssuerLevel_Name(static_cast<v1::IssuerLevel>(x)); },
@@ -185,87 +171,12 @@ void PrintAward(const v1::Award& a) {
   Line("wallet_available", Cny(a.wallet_available_fen()));
 }
 
-void PrintNextPage(const std::string& token) {
-  if (!token.empty()) std::printf("more: --page-token %s\n", token.c_str());
-}
-
-// Makes one call and prints its outcome: the error (exit 1), or the response as JSON or text.
-// `request_id` is set for mutating calls, which print it with the result.
-template <typename Response, typename Rpc, typename Text>
-int Finish(const Invocation& in, const std::string& request_id, Rpc rpc, Text print_text) {
-  grpc::ClientContext context;
-  PrepareContext(&context, in.options);
-  Response response;
-  grpc::Status status = rpc(&context, &response);
-  if (!status.ok()) return PrintError(status, in.options.json, request_id);
-  if (in.options.json) {
-    if (request_id.empty()) {
-      PrintMessageJson(response);
-    } else {
-      PrintMutationJson(response, request_id);
-    }
-    return 0;
-  }
-  print_text(response);
-  if (!request_id.empty()) Line("request_id", request_id);
-  return 0;
-}
-
 // --- Arguments. ---
-
-// Checks the flags; says which are missing. Returns false with *code set on a usage error.
-bool Flags(const Invocation& in, const std::string& command, const std::set<std::string>& allowed,
-           const std::vector<std::string>& required, int* code) {
-  if (!OnlyFlags(in.flags, allowed, command, code)) return false;
-  for (const std::string& name : required) {
-    if (!in.flags.contains(name)) {
-      *code = Usage(absl::StrCat(command, " needs --", name));
-      return false;
-    }
-  }
-  return true;
-}
-
-bool ParseInt64Flag(const Invocation& in, const std::string& name, int64_t* out, int* code) {
-  const std::string text = in.flags.at(name);
-  if (!absl::SimpleAtoi(text, out)) {
-    *code = Usage(absl::StrCat("--", name, " needs an integer, got '", text, "'"));
-    return false;
-  }
-  return true;
-}
-
-bool ParsePageFlags(const Invocation& in, int32_t* page_size, std::string* page_token, int* code) {
-  if (std::optional<std::string> size = Flag(in.flags, "page-size")) {
-    if (!absl::SimpleAtoi(*size, page_size) || *page_size < 0) {
-      *code = Usage("--page-size needs a number >= 0");
-      return false;
-    }
-  }
-  *page_token = Flag(in.flags, "page-token").value_or("");
-  return true;
-}
 
 // An application id: a positive integer.
 bool ParseApplicationId(const std::string& text, int64_t* id, int* code) {
   if (!absl::SimpleAtoi(text, id) || *id <= 0) {
     *code = Usage(absl::StrCat("an application ID is a positive integer, got '", text, "'"));
-    return false;
-  }
-  return true;
-}
-
-// Parses an enum flag given by its short name in any case ("city", "RESEARCH"), or its full
-// name; `aliases` maps short forms to short names.
-template <typename Enum, typename ParseFn>
-bool ParseEnumFlag(const std::string& flag, const std::string& text, absl::string_view prefix,
-                   ParseFn parse, const std::map<std::string, std::string>& aliases,
-                   absl::string_view choices, Enum* out, int* code) {
-  std::string upper = absl::StrReplaceAll(absl::AsciiStrToUpper(text), {{"-", "_"}});
-  if (auto it = aliases.find(upper); it != aliases.end()) upper = it->second;
-  const std::string full = absl::StartsWith(upper, prefix) ? upper : absl::StrCat(prefix, upper);
-  if (!parse(full, out) || static_cast<int>(*out) == 0) {
-    *code = Usage(absl::StrCat("--", flag, " must be one of ", choices, ", got '", text, "'"));
     return false;
   }
   return true;
