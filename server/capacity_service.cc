@@ -47,11 +47,6 @@ void ToPool(const storage::PoolRecord& r, v1::Pool* out) {
   if (r.reported_at) ToTimestamp(*r.reported_at, out->mutable_report_time());
 }
 
-absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* response) {
-  if (!response->ParseFromString(bytes)) return absl::InternalError("stored response unreadable");
-  return absl::OkStatus();
-}
-
 // Operators act for their own datacenter; platform admins for any.
 absl::Status MayOperate(const policy::Principal& p, const std::string& datacenter) {
   if (p.role == Role::kPlatformAdmin) return absl::OkStatus();

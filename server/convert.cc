@@ -113,6 +113,11 @@ void CheckSlug(absl::string_view value, absl::string_view field, ViolationCollec
   }
 }
 
+absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* response) {
+  if (!response->ParseFromString(bytes)) return absl::InternalError("stored response unreadable");
+  return absl::OkStatus();
+}
+
 absl::Status PermissionDenied(absl::string_view message) {
   return DomainError(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED", message);
 }

@@ -51,6 +51,9 @@ void CheckSlug(absl::string_view value, absl::string_view field, ViolationCollec
 
 absl::Status PermissionDenied(absl::string_view message);
 
+// Parses the response bytes a storage mutation returned (fresh or replayed) into `response`.
+absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* response);
+
 }  // namespace vch::server
 
 #endif  // VCH_SERVER_CONVERT_H_

@@ -179,11 +179,6 @@ storage::Encoder<Record> EncodeAs(Setter set) {
   };
 }
 
-absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* response) {
-  if (!response->ParseFromString(bytes)) return absl::InternalError("stored response unreadable");
-  return absl::OkStatus();
-}
-
 bool IsIssuerStaff(const policy::Principal& p) {
   return p.role == Role::kIssuerAdmin || p.role == Role::kReviewer;
 }
