@@ -27,9 +27,9 @@ enum class NationalHub {
 
 // A GPU pool of an approved datacenter, as last reported by its operator.
 struct PoolState {
-  std::string pool_id;        // unique; also the deterministic tie-break (ascending)
+  std::string pool_id;  // unique; also the deterministic tie-break (ascending)
   std::string datacenter_id;
-  std::string region_code;    // GB/T 2260 of the site
+  std::string region_code;  // GB/T 2260 of the site
   NationalHub hub = NationalHub::kUnspecified;
   bool national_network = false;  // member of the national computing network
   bool site_active = true;        // false: SUSPENDED site, receives nothing
@@ -46,7 +46,7 @@ struct PoolState {
 
 // What a request needs.
 struct AcceleratorRequirement {
-  std::string model;          // "" = any model
+  std::string model;  // "" = any model
   bool fp8_required = false;
   bool domestic_required = false;
   int32_t min_memory_gib = 0;
@@ -68,9 +68,9 @@ struct ProgramScope {
 struct PlacementRequest {
   std::string request_id;  // caller's id, echoed in results
   AcceleratorRequirement accelerator;
-  int32_t gpus = 1;                          // gang: all in one pool
-  int64_t max_price_fen_per_gpu_hour = 0;    // 0 = no limit beyond the program's
-  std::string preferred_region_prefix;       // "" = none; e.g. "52" (Guizhou), "5101"
+  int32_t gpus = 1;                        // gang: all in one pool
+  int64_t max_price_fen_per_gpu_hour = 0;  // 0 = no limit beyond the program's
+  std::string preferred_region_prefix;     // "" = none; e.g. "52" (Guizhou), "5101"
   ProgramScope scope;
 };
 
