@@ -59,7 +59,14 @@ bool InScope(const PoolState& pool, const ProgramScope& scope) {
   return false;
 }
 
+bool AllowedClass(const PoolState& pool, uint32_t allowed) {
+  if (allowed == 0 || (allowed & kAllowFp16Datacenter) != 0) return true;
+  return ((allowed & kAllowFp8Capable) != 0 && pool.fp8) ||
+         ((allowed & kAllowDomestic) != 0 && pool.domestic);
+}
+
 bool AcceleratorMatches(const PoolState& pool, const AcceleratorRequirement& need) {
+  if (!AllowedClass(pool, need.allowed_classes)) return false;
   if (!need.model.empty() && need.model != pool.accelerator_model) return false;
   if (need.fp8_required && !pool.fp8) return false;
   if (need.domestic_required && !pool.domestic) return false;
@@ -297,8 +304,9 @@ class Engine {
         }
       }
       const AcceleratorRequirement& need = request.accelerator;
-      std::string accel_key = absl::StrCat(need.fp8_required, need.domestic_required, "|",
-                                           need.min_memory_gib, "|", need.model);
+      std::string accel_key =
+          absl::StrCat(need.fp8_required, need.domestic_required, "|", need.allowed_classes, "|",
+                       need.min_memory_gib, "|", need.model);
       auto [accel_it, new_accel] = accel_ids.try_emplace(accel_key, accel_matches.size());
       if (new_accel) {
         std::vector<char>& matches = accel_matches.emplace_back(type_pools_.size());

@@ -50,6 +50,17 @@ struct AcceleratorRequirement {
   bool fp8_required = false;
   bool domestic_required = false;
   int32_t min_memory_gib = 0;
+  // The program's allowed accelerator classes (ProgramRules::allowed_accelerators) as a mask of
+  // AcceleratorClassBit values; a pool qualifies through any one of them. 0 = any accelerator.
+  uint32_t allowed_classes = 0;
+};
+
+// Bits of AcceleratorRequirement::allowed_classes: FP8-capable pools, any datacenter GPU with
+// dense FP16 (every pool vch lists), domestic pools.
+enum AcceleratorClassBit : uint32_t {
+  kAllowFp8Capable = 1u << 0,
+  kAllowFp16Datacenter = 1u << 1,
+  kAllowDomestic = 1u << 2,
 };
 
 enum class ScopeKind { kLocal = 1, kNational = 2, kList = 3 };

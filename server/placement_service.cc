@@ -45,8 +45,14 @@ void CheckRequirement(const v1::ComputeRequirement& r, absl::string_view prefix,
 
 // The engine's request for a requirement under its program (NOT_FOUND for an unknown program,
 // FAILED_PRECONDITION PROGRAM_NOT_OPEN unless the program is open).
+// What placement needs of a program: its datacenter scope and its allowed accelerator classes.
+struct ProgramPlacementRules {
+  policy::ProgramScope scope;
+  uint32_t allowed_classes = 0;  // policy::AcceleratorClassBit mask; 0 = any
+};
+
 absl::StatusOr<policy::PlacementRequest> ToEngineRequest(
-    storage::PgPool& pool, std::map<std::string, policy::ProgramScope>& scopes,
+    storage::PgPool& pool, std::map<std::string, ProgramPlacementRules>& scopes,
     const v1::ComputeRequirement& r, std::string request_id) {
   auto it = scopes.find(r.program());
   if (it == scopes.end()) {
@@ -72,18 +78,33 @@ absl::StatusOr<policy::PlacementRequest> ToEngineRequest(
     scope.issuer_is_city = issuer.level == policy::IssuerLevel::kCity;
     scope.datacenter_ids = program.rules.datacenter_ids;
     scope.price_ceiling_fen_per_gpu_hour = program.rules.price_ceiling_fen_per_gpu_hour;
-    it = scopes.emplace(r.program(), scope).first;
+    uint32_t allowed = 0;
+    for (policy::AcceleratorClass c : program.rules.allowed_accelerators) {
+      switch (c) {
+        case policy::AcceleratorClass::kFp8Capable:
+          allowed |= policy::kAllowFp8Capable;
+          break;
+        case policy::AcceleratorClass::kFp16Datacenter:
+          allowed |= policy::kAllowFp16Datacenter;
+          break;
+        case policy::AcceleratorClass::kDomestic:
+          allowed |= policy::kAllowDomestic;
+          break;
+      }
+    }
+    it = scopes.emplace(r.program(), ProgramPlacementRules{scope, allowed}).first;
   }
   policy::PlacementRequest out;
   out.request_id = std::move(request_id);
   out.accelerator = {.model = r.accelerator_model(),
                      .fp8_required = r.fp8_required(),
                      .domestic_required = r.domestic_required(),
-                     .min_memory_gib = r.min_memory_gib()};
+                     .min_memory_gib = r.min_memory_gib(),
+                     .allowed_classes = it->second.allowed_classes};
   out.gpus = r.gpus();
   out.max_price_fen_per_gpu_hour = r.max_price_fen_per_gpu_hour();
   out.preferred_region_prefix = r.preferred_region_prefix();
-  out.scope = it->second;
+  out.scope = it->second.scope;
   return out;
 }
 
@@ -239,7 +260,7 @@ grpc::Status PlacementServiceImpl::Place(grpc::ServerContext* context,
     }
     CheckRequirement(request->requirement(), "requirement", v);
     VCH_RETURN_IF_ERROR(v.Finish());
-    std::map<std::string, policy::ProgramScope> scopes;
+    std::map<std::string, ProgramPlacementRules> scopes;
     VCH_ASSIGN_OR_RETURN(
         policy::PlacementRequest engine_request,
         ToEngineRequest(pool_, scopes, request->requirement(), request->request_id()));
@@ -267,7 +288,7 @@ grpc::Status PlacementServiceImpl::PlaceBatch(grpc::ServerContext* context,
       CheckRequirement(request->requirements(i), absl::StrCat("requirements[", i, "]"), v);
     }
     VCH_RETURN_IF_ERROR(v.Finish());
-    std::map<std::string, policy::ProgramScope> scopes;
+    std::map<std::string, ProgramPlacementRules> scopes;
     std::vector<policy::PlacementRequest> engine_requests;
     for (int i = 0; i < request->requirements_size(); ++i) {
       VCH_ASSIGN_OR_RETURN(policy::PlacementRequest r,
@@ -292,7 +313,7 @@ grpc::Status PlacementServiceImpl::Explain(grpc::ServerContext* context,
     if (request->top() < 0 || request->top() > 100) v.Add("top", "must be 0..100");
     VCH_RETURN_IF_ERROR(v.Finish());
     const int top = request->top() == 0 ? 5 : request->top();
-    std::map<std::string, policy::ProgramScope> scopes;
+    std::map<std::string, ProgramPlacementRules> scopes;
     VCH_ASSIGN_OR_RETURN(policy::PlacementRequest r,
                          ToEngineRequest(pool_, scopes, request->requirement(), "explain"));
     VCH_ASSIGN_OR_RETURN(std::vector<policy::PoolState> pools, storage::LoadPoolStates(pool_));

@@ -870,14 +870,9 @@ class PlacementTest(unittest.TestCase):
         self.assertEqual(replayed.datacenter, "gs-qingyang")
         self.assertEqual(replayed, first)
 
-    # --- known gap, still open (issue 5): the test flips to an unexpected success, and so
-    # fails, once the program's accelerator classes reach the engine ---
-
-    @unittest.expectedFailure
     def test_program_accelerator_classes_limit_placement(self):
-        """ProgramRules.allowed_accelerators (e.g. FP8-capable only) is not passed to the
-        placement engine: a program for FP8-capable accelerators gets its request placed on a
-        domestic Ascend 910B without FP8."""
+        """ProgramRules.allowed_accelerators (e.g. FP8-capable only) limits placement: a program
+        for FP8-capable accelerators never gets a domestic Ascend 910B without FP8."""
         from vch.v1 import program_pb2
 
         self.open_program("sh-fp8-only",

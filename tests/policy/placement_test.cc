@@ -883,3 +883,56 @@ TEST(PlacementPropertyTest, BatchIsNearTheBruteForceOptimum) {
 
 }  // namespace
 }  // namespace vch::policy
+
+namespace vch::policy {
+namespace {
+
+// A program's allowed accelerator classes admit a pool through any one class; FP16 datacenter
+// admits every pool; no class means any accelerator.
+TEST(PlacementTest, ProgramAcceleratorClassesAdmitThroughAnyClass) {
+  PoolState fp8 = Pool("fp8");  // H800, FP8, imported
+  PoolState domestic = Pool("ascend");
+  domestic.accelerator_model = "Ascend 910B";
+  domestic.fp8 = false;
+  domestic.domestic = true;
+  PoolState plain = Pool("a800");
+  plain.accelerator_model = "A800";
+  plain.fp8 = false;
+  struct Case {
+    uint32_t allowed;
+    bool fp8, domestic, plain;
+  };
+  for (const Case& c : {Case{0, true, true, true}, Case{kAllowFp8Capable, true, false, false},
+                        Case{kAllowDomestic, false, true, false},
+                        Case{kAllowFp8Capable | kAllowDomestic, true, true, false},
+                        Case{kAllowFp16Datacenter, true, true, true}}) {
+    PlacementRequest request = Request("r", 1);
+    request.accelerator.allowed_classes = c.allowed;
+    ExclusionReason reason = ExclusionReason::kSiteSuspended;
+    SCOPED_TRACE(c.allowed);
+    EXPECT_EQ(!Excluded(fp8, request, kNow, PlacementWeights{}, &reason), c.fp8);
+    EXPECT_EQ(!Excluded(domestic, request, kNow, PlacementWeights{}, &reason), c.domestic);
+    const bool plain_ok = !Excluded(plain, request, kNow, PlacementWeights{}, &reason);
+    EXPECT_EQ(plain_ok, c.plain);
+    if (!plain_ok) {
+      EXPECT_EQ(reason, ExclusionReason::kNoMatchingAccelerator);
+    }
+  }
+  // Batch mode honours it too: with only FP8-capable allowed, the A800 stays empty.
+  PlacementRequest fp8_only = Request("b", 4);
+  fp8_only.accelerator.allowed_classes = kAllowFp8Capable;
+  plain.gpus_free = 64;
+  fp8.gpus_free = 8;
+  std::vector<PlacementDecision> d =
+      PlaceBatch({plain, fp8}, {fp8_only, fp8_only, fp8_only}, kNow, PlacementWeights{});
+  int placed = 0;
+  for (const PlacementDecision& x : d) {
+    if (!x.placed) continue;
+    ++placed;
+    EXPECT_EQ(x.pool_id, "fp8");
+  }
+  EXPECT_EQ(placed, 2);
+}
+
+}  // namespace
+}  // namespace vch::policy
