@@ -17,6 +17,7 @@
 #include "base/status_macros.h"
 #include "policy/ledger_access.h"
 #include "policy/ledger_engine.h"
+#include "server/convert.h"
 #include "server/rpc.h"
 #include "storage/ledger_store.h"
 
@@ -35,32 +36,6 @@ static_assert(static_cast<int>(policy::TransferKind::kExpire) == v1::TRANSFER_KI
 static_assert(static_cast<int>(policy::TransferKind::kPayout) == v1::TRANSFER_KIND_PAYOUT);
 static_assert(static_cast<int>(policy::TransferKind::kClawback) == v1::TRANSFER_KIND_CLAWBACK);
 static_assert(static_cast<int>(policy::TransferKind::kReversal) == v1::TRANSFER_KIND_REVERSAL);
-
-constexpr int kDefaultPageSize = 100;
-// Larger requests are served this many rows (AIP-158 coerces rather than refuses). It is also
-// the most rows storage::ListTransfers returns per query.
-constexpr int kMaxPageSize = 1000;
-
-// google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
-constexpr int64_t kMinTimestampSeconds = -62135596800;
-constexpr int64_t kMaxTimestampSeconds = 253402300799;
-
-bool IsValidTimestamp(const google::protobuf::Timestamp& t) {
-  return t.seconds() >= kMinTimestampSeconds && t.seconds() <= kMaxTimestampSeconds &&
-         t.nanos() >= 0 && t.nanos() <= 999999999;
-}
-
-// Only for timestamps that passed IsValidTimestamp.
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t seconds = absl::ToUnixSeconds(t);  // rounds toward the infinite past
-  out->set_seconds(seconds);
-  out->set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
-}
 
 v1::AccountKind ToAccountKind(absl::string_view kind) {
   if (kind == "TREASURY") return v1::ACCOUNT_KIND_TREASURY;
@@ -127,29 +102,19 @@ std::string TokenFilters(const v1::ListTransfersRequest& request) {
                       bound(range.has_end_time(), range.end_time()));
 }
 
-std::string EncodePageToken(int64_t last_id, const v1::ListTransfersRequest& request) {
-  return absl::WebSafeBase64Escape(absl::StrCat("v1:", last_id, ":", TokenFilters(request)));
-}
-
 // The cursor in `request.page_token()` (0 for the first page), or a field violation.
-std::optional<int64_t> DecodePageToken(const v1::ListTransfersRequest& request,
-                                       ViolationCollector& violations) {
-  if (request.page_token().empty()) return 0;
-  std::string raw;
-  if (absl::WebSafeBase64Unescape(request.page_token(), &raw)) {
-    std::vector<absl::string_view> parts = absl::StrSplit(raw, absl::MaxSplits(':', 2));
-    int64_t last_id = 0;
-    if (parts.size() == 3 && parts[0] == "v1" && absl::SimpleAtoi(parts[1], &last_id) &&
-        last_id > 0) {
-      if (parts[2] == TokenFilters(request)) return last_id;
-      violations.Add("page_token",
-                     "was issued for a different account_id, kind or time_range; keep them "
-                     "unchanged while paging");
-      return std::nullopt;
-    }
+std::optional<int64_t> LastIdFromPageToken(const v1::ListTransfersRequest& request,
+                                           ViolationCollector& violations) {
+  std::optional<std::string> cursor =
+      DecodePageToken(request.page_token(), TokenFilters(request), violations);
+  if (!cursor) return std::nullopt;
+  if (cursor->empty()) return 0;
+  int64_t last_id = 0;
+  if (!absl::SimpleAtoi(*cursor, &last_id) || last_id <= 0) {
+    violations.Add("page_token", "is not a page token returned by ListTransfers");
+    return std::nullopt;
   }
-  violations.Add("page_token", "is not a page token returned by ListTransfers");
-  return std::nullopt;
+  return last_id;
 }
 
 // --- Handler bodies (run inside HandleRpc). ---
@@ -195,12 +160,10 @@ absl::Status ListTransfersBody(storage::PgPool& pool, const CallContext& call,
   if (range_valid && end <= start) {
     violations.Add("time_range", "end_time must be after start_time");
   }
-  if (request.page_size() < 0) violations.Add("page_size", "must not be negative");
-  const std::optional<int64_t> after_id = DecodePageToken(request, violations);
+  const int page_size = PageSize(request.page_size(), violations);
+  const std::optional<int64_t> after_id = LastIdFromPageToken(request, violations);
   VCH_RETURN_IF_ERROR(violations.Finish());
 
-  const int page_size =
-      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   storage::TransferFilter filter;
   filter.account_id = request.account_id();
   if (request.kind() != v1::TRANSFER_KIND_UNSPECIFIED) {
@@ -211,25 +174,18 @@ absl::Status ListTransfersBody(storage::PgPool& pool, const CallContext& call,
   filter.after_id = *after_id;
   // One row beyond the page tells exactly whether another page follows, so the last page never
   // carries a token that leads to an empty page.
-  filter.page_size = std::min(page_size + 1, kMaxPageSize);
+  filter.page_size = page_size + 1;
   VCH_ASSIGN_OR_RETURN(std::vector<storage::TransferRecord> transfers,
                        storage::ListTransfers(pool, filter, scope));
-  bool more = false;
-  if (static_cast<int>(transfers.size()) > page_size) {
-    more = true;
-    transfers.resize(page_size);
-  } else if (static_cast<int>(transfers.size()) == page_size && filter.page_size == page_size) {
-    // A full page of the maximum size: storage serves no extra row, so probe for one.
-    filter.after_id = transfers.back().id;
-    filter.page_size = 1;
-    VCH_ASSIGN_OR_RETURN(std::vector<storage::TransferRecord> next,
-                         storage::ListTransfers(pool, filter, scope));
-    more = !next.empty();
-  }
+  const bool more = static_cast<int>(transfers.size()) > page_size;
+  if (more) transfers.resize(page_size);
   for (const storage::TransferRecord& transfer : transfers) {
     ToTransfer(transfer, response->add_transfers());
   }
-  if (more) response->set_next_page_token(EncodePageToken(transfers.back().id, request));
+  if (more) {
+    response->set_next_page_token(
+        EncodePageToken(absl::StrCat(transfers.back().id), TokenFilters(request)));
+  }
   return absl::OkStatus();
 }
 

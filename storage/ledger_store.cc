@@ -162,7 +162,9 @@ absl::StatusOr<std::vector<TransferRecord>> ListTransfers(PgPool& pool,
                                                           const TransferFilter& filter,
                                                           const LedgerReadScope& scope) {
   ViolationCollector v;
-  if (filter.page_size < 1 || filter.page_size > 1000) v.Add("page_size", "must be 1..1000");
+  if (filter.page_size < 1 || filter.page_size > kMaxTransfersPerQuery) {
+    v.Add("page_size", absl::StrCat("must be 1..", kMaxTransfersPerQuery));
+  }
   if (filter.end <= filter.start) v.Add("time_range", "end must be after start");
   if (filter.account_id < 0) v.Add("account", "must be a positive id");
   if (!scope.all && filter.account_id == 0) {

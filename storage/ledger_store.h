@@ -58,13 +58,17 @@ struct TransferRecord {
   policy::AccountState credit_after;
 };
 
+// Most rows one ListTransfers returns: a 1000-row page plus one row that tells the caller
+// whether another page follows.
+inline constexpr int kMaxTransfersPerQuery = 1001;
+
 struct TransferFilter {
   int64_t account_id = 0;  // 0 = any (only for scopes that see everything)
   std::optional<policy::TransferKind> kind;
   absl::Time start = absl::InfinitePast();  // created_at >= start
   absl::Time end = absl::InfiniteFuture();  // created_at < end
   int64_t after_id = 0;                     // page cursor: ids > after_id, ascending
-  int page_size = 100;                      // 1..1000
+  int page_size = 100;                      // 1..kMaxTransfersPerQuery
 };
 
 // A statement page in id order. Non-`all` scopes must name a visible account (else NOT_FOUND).
