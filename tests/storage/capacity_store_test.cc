@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "storage/pg_error.h"
 #include "storage/pg_pool.h"
+#include "tests/testing/sql_refusals.h"
 #include "tests/testing/test_db.h"
 
 namespace vch::storage {
@@ -32,46 +33,17 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
+using ::vch::testing::Accepted;
 using ::vch::testing::CreateTestDatabase;
 using ::vch::testing::IsOk;
+using ::vch::testing::RefusedBy;
+using ::vch::testing::RefusedByTrigger;
 using ::vch::testing::StatusIs;
 
 constexpr absl::StatusCode kNotFound = absl::StatusCode::kNotFound;
 constexpr absl::StatusCode kAlreadyExists = absl::StatusCode::kAlreadyExists;
 constexpr absl::StatusCode kFailedPrecondition = absl::StatusCode::kFailedPrecondition;
 constexpr absl::StatusCode kInvalidArgument = absl::StatusCode::kInvalidArgument;
-
-// The statement was accepted (ErrorOf returned no error).
-MATCHER(Accepted, "") {
-  if (arg.empty()) return true;
-  *result_listener << "refused with: " << arg;
-  return false;
-}
-
-// The statement was refused by exactly the named constraint.
-MATCHER_P(RefusedBy, constraint, "") {
-  if (!arg.empty() && ConstraintNameFromMessage(arg) == constraint) return true;
-  if (arg.empty()) {
-    *result_listener << "the statement was accepted";
-  } else {
-    *result_listener << "refused with: " << arg;
-  }
-  return false;
-}
-
-// The statement was refused by one of our triggers: SQLSTATE `sqlstate`, message `text`.
-MATCHER_P2(RefusedByTrigger, sqlstate, text, "") {
-  if (absl::StartsWith(arg, absl::StrCat("[", sqlstate, "] ")) &&
-      arg.find(text) != std::string::npos) {
-    return true;
-  }
-  if (arg.empty()) {
-    *result_listener << "the statement was accepted";
-  } else {
-    *result_listener << "refused with: " << arg;
-  }
-  return false;
-}
 
 // Encoders write checkable, '|'-joined fields.
 std::string EncodeDatacenter(const DatacenterRecord& d) {
@@ -189,18 +161,7 @@ class CapacityStoreTest : public ::testing::Test {
     ASSERT_THAT(AddPool(Ascend("dc-gs", "pd", 40)), IsOk());
   }
 
-  // Runs `sql` in a transaction of its own and commits. Returns "" if the database accepted it,
-  // else "[SQLSTATE] message" of the error that refused it (the transaction is rolled back).
-  std::string ErrorOf(const std::string& sql) {
-    try {
-      pqxx::work tx(*conn_);
-      tx.exec(sql);
-      tx.commit();
-      return "";
-    } catch (const pqxx::sql_error& e) {
-      return absl::StrCat("[", e.sqlstate(), "] ", OneLine(e.what()));
-    }
-  }
+  std::string ErrorOf(const std::string& sql) { return ::vch::testing::SqlErrorOf(*conn_, sql); }
 
   // Runs `sql` through storage::RunTransaction and returns the mapped status.
   absl::Status RunSql(const std::string& sql) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "storage/pg_error.h"
 #include "storage/pg_pool.h"
+#include "tests/testing/sql_refusals.h"
 #include "tests/testing/test_db.h"
 
 namespace vch::storage {
@@ -25,8 +26,11 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
+using ::vch::testing::Accepted;
 using ::vch::testing::CreateTestDatabase;
 using ::vch::testing::IsOk;
+using ::vch::testing::RefusedBy;
+using ::vch::testing::RefusedByTrigger;
 using ::vch::testing::StatusIs;
 
 constexpr absl::StatusCode kFailedPrecondition = absl::StatusCode::kFailedPrecondition;
@@ -49,38 +53,6 @@ constexpr int kAllKinds[] = {kFund,   kAward,  kHold,     kPost,    kVoid,
 
 // An id that no account or transfer has.
 constexpr int64_t kMissingId = 999999;
-
-// The statement was accepted (ErrorOf returned no error).
-MATCHER(Accepted, "") {
-  if (arg.empty()) return true;
-  *result_listener << "refused with: " << arg;
-  return false;
-}
-
-// The statement was refused by exactly the named constraint.
-MATCHER_P(RefusedBy, constraint, "") {
-  if (!arg.empty() && ConstraintNameFromMessage(arg) == constraint) return true;
-  if (arg.empty()) {
-    *result_listener << "the statement was accepted";
-  } else {
-    *result_listener << "refused with: " << arg;
-  }
-  return false;
-}
-
-// The statement was refused by one of our triggers: SQLSTATE `sqlstate`, message `text`.
-MATCHER_P2(RefusedByTrigger, sqlstate, text, "") {
-  if (absl::StartsWith(arg, absl::StrCat("[", sqlstate, "] ")) &&
-      arg.find(text) != std::string::npos) {
-    return true;
-  }
-  if (arg.empty()) {
-    *result_listener << "the statement was accepted";
-  } else {
-    *result_listener << "refused with: " << arg;
-  }
-  return false;
-}
 
 // A ledger_accounts row; valid as is (a wallet in program p1).
 struct AccountRow {
@@ -130,18 +102,7 @@ class LedgerSchemaTest : public ::testing::Test {
     credit_ = InsertAccount({.kind = "BUDGET", .owner = ""});
   }
 
-  // Runs `sql` in a transaction of its own and commits. Returns "" if the database accepted it,
-  // else "[SQLSTATE] message" of the error that refused it (the transaction is rolled back).
-  std::string ErrorOf(const std::string& sql) {
-    try {
-      pqxx::work tx(*conn_);
-      tx.exec(sql);
-      tx.commit();
-      return "";
-    } catch (const pqxx::sql_error& e) {
-      return absl::StrCat("[", e.sqlstate(), "] ", OneLine(e.what()));
-    }
-  }
+  std::string ErrorOf(const std::string& sql) { return ::vch::testing::SqlErrorOf(*conn_, sql); }
 
   // Runs `sql` through storage::RunTransaction and returns the mapped status.
   absl::Status RunSql(const std::string& sql) {
