@@ -50,6 +50,9 @@ enum class DatacenterScope { kLocal = 1, kNational = 2, kList = 3 };
 enum class ProgramState { kDraft = 1, kOpen = 2, kClosed = 3, kArchived = 4 };
 // Accelerator classes a program may allow (empty list = any).
 enum class AcceleratorClass { kFp8Capable = 1, kFp16Datacenter = 2, kDomestic = 3 };
+// How settlements pay the voucher share: into the datacenter's receivable (kDirect) or a
+// payable to the enterprise, which paid the bill in full (kReimburse).
+enum class SettlementStyle { kDirect = 1, kReimburse = 2 };
 
 struct ProgramRules {
   std::string name;
@@ -71,6 +74,7 @@ struct ProgramRules {
   std::vector<AcceleratorClass> allowed_accelerators;  // empty = any
   int32_t domestic_ratio_bps = 0;  // 0 = same as subsidy ratio; else subsidy ratio..10000
   int64_t price_ceiling_fen_per_gpu_hour = 0;  // > 0
+  SettlementStyle settlement_style = SettlementStyle::kDirect;
 };
 
 // Validates the rules as a whole. OK, or INVALID_ARGUMENT (reason PROGRAM_RULES_INVALID) with

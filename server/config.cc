@@ -119,12 +119,28 @@ const std::vector<OptionSpec>& Options() {
          return s;
        }},
       {"capacity-hold-ttl-ms", "VCH_CAPACITY_HOLD_TTL_MS", "MS",
-       "how long a placement's capacity hold lasts unless confirmed (default 1800000)",
+       "how long a placement (its capacity hold, and a redemption's credit hold) waits for the "
+       "operator's confirmation before it expires (default 1800000)",
        [](VchdConfig& c, absl::string_view v) {
          int64_t ms = 0;
          absl::Status s = ParseIntIn("capacity-hold-ttl-ms", v, 1000, 86400000, &ms);
          c.capacity_hold_ttl = absl::Milliseconds(ms);
          return s;
+       }},
+      {"voucher-key-file", "VCH_VOUCHER_KEY_FILE", "PATH",
+       "Ed25519 private key (PEM, e.g. from `openssl genpkey -algorithm ed25519`) that signs "
+       "vouchers; unset = a fresh key each start (development only: vouchers signed before a "
+       "restart no longer verify against GetVoucherKey)",
+       [](VchdConfig& c, absl::string_view v) {
+         c.voucher_key_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"voucher-key-id", "VCH_VOUCHER_KEY_ID", "ID",
+       "the key id vouchers carry (default: ed25519- and 16 hex digits of the public key's "
+       "SHA-256)",
+       [](VchdConfig& c, absl::string_view v) {
+         c.voucher_key_id = std::string(v);
+         return absl::OkStatus();
        }},
       {"auth", "VCH_AUTH", "MODE",
        "authentication mode; 'dev' (the only one so far): callers name their principal in the "

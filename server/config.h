@@ -31,6 +31,9 @@ struct VchdConfig {
   double placement_weight_region = 50.0;
   absl::Duration placement_max_report_age = absl::Minutes(15);
   absl::Duration capacity_hold_ttl = absl::Minutes(30);
+  // Vouchers: the Ed25519 private key (PEM) and its id; no file = a fresh key per start.
+  std::string voucher_key_file;
+  std::string voucher_key_id;
   std::string auth = "dev";  // only "dev" in this version: plain principal header, loopback only
   std::string port_file;     // if set, the bound port is written here once serving
   std::string log_level = "info";

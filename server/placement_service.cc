@@ -9,6 +9,7 @@
 #include "base/errors.h"
 #include "base/status_macros.h"
 #include "server/convert.h"
+#include "server/placement_rules.h"
 #include "server/rpc.h"
 #include "storage/capacity_store.h"
 #include "storage/idempotency.h"
@@ -28,101 +29,17 @@ absl::Status MayPlace(const policy::Principal& p) {
   return PermissionDenied("only enterprises (and platform admins) place compute requests");
 }
 
-void CheckRequirement(const v1::ComputeRequirement& r, absl::string_view prefix,
-                      ViolationCollector& v) {
-  CheckSlug(r.program(), absl::StrCat(prefix, ".program"), v);
-  if (r.gpus() <= 0 || r.gpus() > 4096) v.Add(absl::StrCat(prefix, ".gpus"), "must be 1..4096");
-  if (r.min_memory_gib() < 0) v.Add(absl::StrCat(prefix, ".min_memory_gib"), "must be >= 0");
-  if (r.max_price_fen_per_gpu_hour() < 0) {
-    v.Add(absl::StrCat(prefix, ".max_price_fen_per_gpu_hour"), "must be >= 0");
-  }
-  const std::string& region = r.preferred_region_prefix();
-  if (region.size() > 6 ||
-      !std::all_of(region.begin(), region.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    v.Add(absl::StrCat(prefix, ".preferred_region_prefix"), "must be up to 6 digits");
-  }
-}
-
-// The engine's request for a requirement under its program (NOT_FOUND for an unknown program,
-// FAILED_PRECONDITION PROGRAM_NOT_OPEN unless the program is open).
-// What placement needs of a program: its datacenter scope and its allowed accelerator classes.
-struct ProgramPlacementRules {
-  policy::ProgramScope scope;
-  uint32_t allowed_classes = 0;  // policy::AcceleratorClassBit mask; 0 = any
-};
-
+// The engine's request for a requirement under its program, reading each program once per call.
 absl::StatusOr<policy::PlacementRequest> ToEngineRequest(
     storage::PgPool& pool, std::map<std::string, ProgramPlacementRules>& scopes,
     const v1::ComputeRequirement& r, std::string request_id) {
   auto it = scopes.find(r.program());
   if (it == scopes.end()) {
-    VCH_ASSIGN_OR_RETURN(storage::ProgramRecord program, storage::GetProgram(pool, r.program()));
-    if (program.state != policy::ProgramState::kOpen) {
-      return DomainError(absl::StatusCode::kFailedPrecondition, "PROGRAM_NOT_OPEN",
-                         absl::StrCat("program ", r.program(), " is not open"));
-    }
-    VCH_ASSIGN_OR_RETURN(storage::IssuerRecord issuer, storage::GetIssuer(pool, program.issuer_id));
-    policy::ProgramScope scope;
-    switch (program.rules.datacenter_scope) {
-      case policy::DatacenterScope::kLocal:
-        scope.kind = policy::ScopeKind::kLocal;
-        break;
-      case policy::DatacenterScope::kNational:
-        scope.kind = policy::ScopeKind::kNational;
-        break;
-      case policy::DatacenterScope::kList:
-        scope.kind = policy::ScopeKind::kList;
-        break;
-    }
-    scope.issuer_region_code = issuer.region_code;
-    scope.issuer_is_city = issuer.level == policy::IssuerLevel::kCity;
-    scope.datacenter_ids = program.rules.datacenter_ids;
-    scope.price_ceiling_fen_per_gpu_hour = program.rules.price_ceiling_fen_per_gpu_hour;
-    uint32_t allowed = 0;
-    for (policy::AcceleratorClass c : program.rules.allowed_accelerators) {
-      switch (c) {
-        case policy::AcceleratorClass::kFp8Capable:
-          allowed |= policy::kAllowFp8Capable;
-          break;
-        case policy::AcceleratorClass::kFp16Datacenter:
-          allowed |= policy::kAllowFp16Datacenter;
-          break;
-        case policy::AcceleratorClass::kDomestic:
-          allowed |= policy::kAllowDomestic;
-          break;
-      }
-    }
-    it = scopes.emplace(r.program(), ProgramPlacementRules{scope, allowed}).first;
+    VCH_ASSIGN_OR_RETURN(ProgramPlacementRules rules,
+                         LoadPlacementRules(pool, r.program(), /*require_open=*/true));
+    it = scopes.emplace(r.program(), std::move(rules)).first;
   }
-  policy::PlacementRequest out;
-  out.request_id = std::move(request_id);
-  out.accelerator = {.model = r.accelerator_model(),
-                     .fp8_required = r.fp8_required(),
-                     .domestic_required = r.domestic_required(),
-                     .min_memory_gib = r.min_memory_gib(),
-                     .allowed_classes = it->second.allowed_classes};
-  out.gpus = r.gpus();
-  out.max_price_fen_per_gpu_hour = r.max_price_fen_per_gpu_hour();
-  out.preferred_region_prefix = r.preferred_region_prefix();
-  out.scope = it->second.scope;
-  return out;
-}
-
-void ToScore(const policy::ScoreBreakdown& s, v1::ScoreBreakdown* out) {
-  out->set_utilization(s.utilization_term);
-  out->set_price(s.price_term);
-  out->set_region(s.region_term);
-  out->set_total(s.total);
-}
-
-void ToExclusions(const policy::PlacementDecision& d,
-                  google::protobuf::RepeatedPtrField<v1::ExclusionCount>* out) {
-  for (int i = 0; i < policy::kExclusionReasonCount; ++i) {
-    if (d.excluded[i] == 0) continue;
-    v1::ExclusionCount* c = out->Add();
-    c->set_reason(policy::ExclusionReasonName(static_cast<policy::ExclusionReason>(i)));
-    c->set_pools(d.excluded[i]);
-  }
+  return EngineRequest(r, it->second, std::move(request_id));
 }
 
 const policy::PoolState* FindPool(const std::vector<policy::PoolState>& pools,

@@ -61,6 +61,7 @@ void ToRules(const policy::ProgramRules& r, v1::ProgramRules* out) {
   ToEnumList<v1::AcceleratorClass>(r.allowed_accelerators, out->mutable_allowed_accelerators());
   out->set_domestic_ratio_bps(r.domestic_ratio_bps);
   out->set_price_ceiling_fen_per_gpu_hour(r.price_ceiling_fen_per_gpu_hour);
+  out->set_settlement_style(static_cast<v1::SettlementStyle>(r.settlement_style));
 }
 
 // Converts and validates the rules as a whole: proto-level problems (timestamps) first, then
@@ -102,6 +103,9 @@ absl::StatusOr<policy::ProgramRules> RulesFromProto(const v1::ProgramRules& in,
   r.allowed_accelerators = FromEnumList<policy::AcceleratorClass>(in.allowed_accelerators());
   r.domestic_ratio_bps = in.domestic_ratio_bps();
   r.price_ceiling_fen_per_gpu_hour = in.price_ceiling_fen_per_gpu_hour();
+  r.settlement_style = in.settlement_style() == v1::SETTLEMENT_STYLE_REIMBURSE
+                           ? policy::SettlementStyle::kReimburse
+                           : policy::SettlementStyle::kDirect;
   VCH_RETURN_IF_ERROR(v.Finish("PROGRAM_RULES_INVALID"));
   absl::Status valid = policy::ValidateProgramRules(r, prefix);
   if (valid.ok()) return r;

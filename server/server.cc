@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "server/periodic_job.h"
 #include "server/placement_service.h"
+#include "server/redemption_service.h"
 #include "server/program_service.h"
 #include "server/version.h"
 #include "storage/capacity_store.h"
@@ -110,8 +111,38 @@ int RunServe(const VchdConfig& config) {
                                               .region_preference = config.placement_weight_region,
                                               .max_report_age = config.placement_max_report_age},
                                   .hold_ttl = config.capacity_hold_ttl});
-  // Capacity holds lapse when neither confirmed nor released in time.
+  // Vouchers are signed with the configured key (or a fresh one in development).
+  absl::StatusOr<std::unique_ptr<VoucherSigner>> signer =
+      config.voucher_key_file.empty()
+          ? VoucherSigner::Generate(config.voucher_key_id)
+          : VoucherSigner::FromPemFile(config.voucher_key_file, config.voucher_key_id);
+  if (!signer.ok()) return Fail(signer.status().message());
+  if (config.voucher_key_file.empty()) {
+    Log(LogLevel::kWarning, "no --voucher-key-file: vouchers are signed with a key made for this run",
+        {{"key_id", (*signer)->key_id()}});
+  }
+  // Redemptions batch on connections of their own: two writers per hot path.
+  absl::StatusOr<std::unique_ptr<storage::PgPool>> redemption_pool = storage::PgPool::Create(
+      {.dsn = config.dsn, .size = 4, .application_name = "vchd-redemption"});
+  if (!redemption_pool.ok()) return Fail(redemption_pool.status().message());
+  auto redemption_store = std::make_unique<storage::RedemptionStore>(
+      **pool, **redemption_pool,
+      storage::RedemptionOptions{
+          .placement_ttl = config.capacity_hold_ttl,
+          .weights = {.utilization = config.placement_weight_utilization,
+                      .price = config.placement_weight_price,
+                      .region_preference = config.placement_weight_region,
+                      .max_report_age = config.placement_max_report_age},
+          .signer = signer->get()});
+  RedemptionServiceImpl redemptions(**pool, *redemption_store, **signer);
+  // Capacity holds lapse when neither confirmed nor released in time; so do unconfirmed
+  // redemptions, releasing their credit holds too.
   PeriodicJob capacity_expiry("capacity hold expiry", absl::Seconds(5), [&]() -> absl::Status {
+    absl::StatusOr<int64_t> placements = redemption_store->ExpirePlacements(absl::Now());
+    if (!placements.ok()) return placements.status();
+    if (*placements > 0) {
+      Log(LogLevel::kInfo, "placements expired", {{"redemptions", *placements}});
+    }
     absl::StatusOr<int64_t> expired = storage::ExpireCapacityHolds(**writer_pool, absl::Now());
     if (expired.ok() && *expired > 0) {
       Log(LogLevel::kInfo, "capacity holds expired", {{"holds", *expired}});
@@ -137,6 +168,7 @@ int RunServe(const VchdConfig& config) {
   builder.RegisterService(&applications);
   builder.RegisterService(&capacity);
   builder.RegisterService(&placement);
+  builder.RegisterService(&redemptions);
   // Without this a second vchd on the same port would silently share it (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
@@ -195,6 +227,7 @@ int RunServe(const VchdConfig& config) {
   award_expiry.Stop();
   capacity_expiry.Stop();
   ledger_writer.reset();
+  redemption_store.reset();
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }

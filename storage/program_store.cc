@@ -38,7 +38,7 @@ SELECT p.id, p.issuer_id, p.state, p.display_name, p.category, p.planned_budget_
        p.domestic_ratio_bps, p.price_ceiling_fen_per_gpu_hour, t.debits_posted_fen,
        b.credits_posted_fen - b.debits_posted_fen - b.debits_pending_fen,
        p.treasury_account_id, p.budget_account_id, p.lapsed_account_id,
-       vch_us(p.created_at), vch_us(p.updated_at)
+       vch_us(p.created_at), vch_us(p.updated_at), p.settlement_style
 FROM programs p
 JOIN ledger_accounts t ON t.id = p.treasury_account_id
 JOIN ledger_accounts b ON b.id = p.budget_account_id)sql";
@@ -48,11 +48,11 @@ constexpr char kRulesColumns[] =
     "max_award_fen, monthly_spend_limit_fen, eligible_kinds, eligible_sizes, "
     "local_enterprises_only, application_start, application_end, redemption_start, "
     "redemption_end, datacenter_scope, datacenter_ids, allowed_accelerators, domestic_ratio_bps, "
-    "price_ceiling_fen_per_gpu_hour";
-// $1..$19 in the order of kRulesColumns.
+    "price_ceiling_fen_per_gpu_hour, settlement_style";
+// $1..$20 in the order of kRulesColumns.
 constexpr char kRulesValues[] =
     "$1, $2, $3, $4, $5, $6, $7, $8::smallint[], $9::smallint[], $10, vch_ts($11), vch_ts($12), "
-    "vch_ts($13), vch_ts($14), $15, $16::text[], $17::smallint[], $18, $19";
+    "vch_ts($13), vch_ts($14), $15, $16::text[], $17::smallint[], $18, $19, $20";
 
 constexpr char kEnterpriseColumns[] =
     "uscc, display_name, region_code, kind, size_class, vch_us(created_at), vch_us(updated_at)";
@@ -113,6 +113,7 @@ ProgramRecord ProgramFromRow(const pqxx::row& r) {
   p.lapsed_account_id = r[26].as<int64_t>();
   p.created_at = absl::FromUnixMicros(r[27].as<int64_t>());
   p.updated_at = absl::FromUnixMicros(r[28].as<int64_t>());
+  x.settlement_style = static_cast<policy::SettlementStyle>(r[29].as<int>());
   return p;
 }
 
@@ -156,7 +157,7 @@ absl::Status NotFound(absl::string_view what, absl::string_view id, absl::string
                      absl::StrCat(what, " ", id, " not found"));
 }
 
-// The rules as the 19 parameters of kRulesValues.
+// The rules as the 20 parameters of kRulesValues.
 #define VCH_RULES_PARAMS(r)                                                                     \
   (r).name, static_cast<int>((r).category), (r).planned_budget_fen, (r).subsidy_ratio_bps,      \
       (r).per_enterprise_cap_fen, (r).max_award_fen, (r).monthly_spend_limit_fen,               \
@@ -165,7 +166,7 @@ absl::Status NotFound(absl::string_view what, absl::string_view id, absl::string
       absl::ToUnixMicros((r).redemption_start), absl::ToUnixMicros((r).redemption_end),         \
       static_cast<int>((r).datacenter_scope), TextArray((r).datacenter_ids),                    \
       EnumArray((r).allowed_accelerators), (r).domestic_ratio_bps,                              \
-      (r).price_ceiling_fen_per_gpu_hour
+      (r).price_ceiling_fen_per_gpu_hour, static_cast<int>((r).settlement_style)
 
 absl::StatusOr<ProgramRecord> LoadProgram(pqxx::dbtransaction& tx, const std::string& id,
                                           const std::string& issuer_scope, bool for_update) {
@@ -330,7 +331,7 @@ absl::StatusOr<std::string> CreateProgram(PgPool& pool, const IdempotencyKey& ke
     tx.exec_params0(absl::StrCat("INSERT INTO programs (", kRulesColumns,
                                  ", id, issuer_id, treasury_account_id, budget_account_id, "
                                  "lapsed_account_id) VALUES (",
-                                 kRulesValues, ", $20, $21, $22, $23, $24)"),
+                                 kRulesValues, ", $21, $22, $23, $24, $25)"),
                     VCH_RULES_PARAMS(rules), program_id, issuer_id, treasury, budget, lapsed);
     VCH_ASSIGN_OR_RETURN(ProgramRecord p, LoadProgram(tx, program_id, issuer_id, false));
     return encode(p);
@@ -355,7 +356,7 @@ absl::StatusOr<std::string> UpdateProgram(PgPool& pool, const IdempotencyKey& ke
       absl::StrAppend(&assignments, values[i]);
     }
     tx.exec_params0(
-        absl::StrCat("UPDATE programs SET ", assignments, ", updated_at = now() WHERE id = $20"),
+        absl::StrCat("UPDATE programs SET ", assignments, ", updated_at = now() WHERE id = $21"),
         VCH_RULES_PARAMS(rules), program_id);
     VCH_ASSIGN_OR_RETURN(ProgramRecord p, LoadProgram(tx, program_id, issuer_scope, false));
     return encode(p);

@@ -100,14 +100,6 @@ std::string ScoreText(const v1::ScoreBreakdown& s) {
                       Score(s.price()), " + region ", Score(s.region()));
 }
 
-void PrintExclusions(const google::protobuf::RepeatedPtrField<v1::ExclusionCount>& exclusions) {
-  std::vector<std::string> parts;
-  for (const v1::ExclusionCount& e : exclusions) {
-    parts.push_back(absl::StrCat(e.reason(), " ", e.pools()));
-  }
-  Line("excluded_pools", parts.empty() ? "none" : absl::StrJoin(parts, ", "));
-}
-
 void PrintPlaceResponse(const v1::PlaceResponse& r) {
   if (!r.placed()) {
     Line("placed", "no: no pool can take the request now");
@@ -139,7 +131,17 @@ void PrintRanking(const v1::ExplainResponse& r) {
   PrintExclusions(r.exclusions());
 }
 
-// --- Arguments. ---
+}  // namespace
+
+// --- Shared with the other command groups (declared in capacity_commands.h). ---
+
+void PrintExclusions(const google::protobuf::RepeatedPtrField<v1::ExclusionCount>& exclusions) {
+  std::vector<std::string> parts;
+  for (const v1::ExclusionCount& e : exclusions) {
+    parts.push_back(absl::StrCat(e.reason(), " ", e.pools()));
+  }
+  Line("excluded_pools", parts.empty() ? "none" : absl::StrJoin(parts, ", "));
+}
 
 bool ParseInt32Flag(const Invocation& in, const std::string& name, int32_t* out, int* code) {
   const std::string& text = in.flags.at(name);
@@ -150,12 +152,10 @@ bool ParseInt32Flag(const Invocation& in, const std::string& name, int32_t* out,
   return true;
 }
 
-// Sets *out from an optional int32 flag; leaves it alone when the flag is not given.
 bool OptionalInt32Flag(const Invocation& in, const std::string& name, int32_t* out, int* code) {
   return !in.flags.contains(name) || ParseInt32Flag(in, name, out, code);
 }
 
-// A switch (--fp8): false unless given; "true"/"false" (also yes/no, 1/0) when given a value.
 bool SwitchFlag(const Invocation& in, const std::string& name, bool* out, int* code) {
   *out = false;
   std::optional<std::string> text = Flag(in.flags, name);
@@ -170,15 +170,8 @@ bool SwitchFlag(const Invocation& in, const std::string& name, bool* out, int* c
   return true;
 }
 
-bool ParseHub(const std::string& text, v1::NationalHub* hub, int* code) {
-  return ParseEnumFlag(
-      "hub", text, "NATIONAL_HUB_",
-      [](const std::string& s, v1::NationalHub* h) { return v1::NationalHub_Parse(s, h); }, {},
-      kHubChoices, hub, code);
-}
-
-bool ParseTime(const Invocation& in, const std::string& name, google::protobuf::Timestamp* out,
-               int* code) {
+bool ParseTimeFlag(const Invocation& in, const std::string& name, google::protobuf::Timestamp* out,
+                   int* code) {
   absl::Time t;
   std::string error;
   if (!absl::ParseTime(absl::RFC3339_full, in.flags.at(name), &t, &error)) {
@@ -217,11 +210,22 @@ bool RequirementFromFlags(const Invocation& in, v1::ComputeRequirement* r, int* 
   return true;
 }
 
-// The flags of place and explain: what the request needs (the server checks the values), and
-// `more`.
-std::set<std::string> RequirementFlagsAnd(const std::string& more) {
-  return {"program",        "gpus",          "model",         "fp8", "domestic",
-          "min-memory-gib", "max-price-fen", "prefer-region", more};
+std::set<std::string> RequirementFlagsAnd(std::initializer_list<std::string> more) {
+  std::set<std::string> flags = {"program",  "gpus",           "model",         "fp8",
+                                 "domestic", "min-memory-gib", "max-price-fen", "prefer-region"};
+  flags.insert(more.begin(), more.end());
+  return flags;
+}
+
+namespace {
+
+// --- Arguments. ---
+
+bool ParseHub(const std::string& text, v1::NationalHub* hub, int* code) {
+  return ParseEnumFlag(
+      "hub", text, "NATIONAL_HUB_",
+      [](const std::string& s, v1::NationalHub* h) { return v1::NationalHub_Parse(s, h); }, {},
+      kHubChoices, hub, code);
 }
 
 // --- Datacenters. ---
@@ -444,8 +448,8 @@ int Utilization(const Invocation& in) {
     if (!ParseHub(*hub, &parsed, &code)) return code;
     request.set_hub(parsed);
   }
-  if (!ParseTime(in, "from", request.mutable_start_time(), &code) ||
-      !ParseTime(in, "to", request.mutable_end_time(), &code)) {
+  if (!ParseTimeFlag(in, "from", request.mutable_start_time(), &code) ||
+      !ParseTimeFlag(in, "to", request.mutable_end_time(), &code)) {
     return code;
   }
   int64_t bucket = 3600;
@@ -473,7 +477,7 @@ int Utilization(const Invocation& in) {
 
 int Place(const Invocation& in) {
   int code = 0;
-  if (!Flags(in, "place", RequirementFlagsAnd("request-id"), {"program", "gpus"}, &code)) {
+  if (!Flags(in, "place", RequirementFlagsAnd({"request-id"}), {"program", "gpus"}, &code)) {
     return code;
   }
   if (!in.args.empty()) return Usage("place takes no positional arguments");
@@ -498,7 +502,7 @@ int Place(const Invocation& in) {
 
 int Explain(const Invocation& in) {
   int code = 0;
-  if (!Flags(in, "explain", RequirementFlagsAnd("top"), {"program", "gpus"}, &code)) {
+  if (!Flags(in, "explain", RequirementFlagsAnd({"top"}), {"program", "gpus"}, &code)) {
     return code;
   }
   if (!in.args.empty()) return Usage("explain takes no positional arguments");

@@ -17,6 +17,7 @@
 #include "base/json_log.h"
 #include "clients/cli/capacity_commands.h"
 #include "clients/cli/cli_common.h"
+#include "clients/cli/redemption_commands.h"
 #include "clients/cli/workflow_commands.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "vch/v1/identity.grpc.pb.h"
@@ -144,6 +145,67 @@ constexpr char kHelp[] =
     "  placement release HOLD_ID\n"
     "                    give a placement's GPUs back (the enterprise that placed it)\n"
     "\n"
+    "Redemptions (ENTERPRISE:<uscc> requests and cancels its own; OPERATOR:<datacenter> confirms\n"
+    "and rejects placements at its site):\n"
+    "  redemption request --program P --gpus N --hours H [--model M] [--fp8] [--domestic]\n"
+    "                     [--min-memory-gib N] [--max-price-fen N] [--prefer-region PREFIX]\n"
+    "                     [--voucher-out FILE]\n"
+    "                    spend the award in program P on N GPUs for H hours (1..2160): places\n"
+    "                    the request like place does and, in one step, holds the GPUs and the\n"
+    "                    voucher share of the estimated bill; prints the redemption (pool, price,\n"
+    "                    ratio, estimated bill, amount held, expiry) or, when no pool fits, how\n"
+    "                    many pools were excluded for each reason (exit 3, nothing held);\n"
+    "                    --voucher-out writes the signed voucher to FILE\n"
+    "  redemption get ID [--voucher-out FILE]\n"
+    "                    one redemption; --voucher-out writes its signed voucher to FILE\n"
+    "  redemption list [--program P] [--enterprise USCC] [--datacenter DC]\n"
+    "                  [--state placed|confirmed|active|settled|cancelled|expired|rejected]\n"
+    "                    newest first, scoped to what the caller may see\n"
+    "  redemption cancel ID [--reason TEXT]\n"
+    "                    cancel a PLACED or CONFIRMED redemption without usage, releasing the\n"
+    "                    GPUs and the credit held (its enterprise)\n"
+    "  redemption pending\n"
+    "                    PLACED redemptions at the operator's site, oldest first\n"
+    "  redemption confirm ID\n"
+    "                    accept a placement: the GPUs are the site's to schedule (OPERATOR)\n"
+    "  redemption reject ID --reason TEXT\n"
+    "                    refuse a placement (OPERATOR): its holds are released and the request\n"
+    "                    is placed once more elsewhere; prints the rejected redemption and the\n"
+    "                    replacement, or why no pool could take it\n"
+    "  usage report REDEMPTION_ID --usage-id U --gpu-seconds S --start TIME --end TIME [--final]\n"
+    "                    one metered usage record (OPERATOR), settled at once: prints the bill,\n"
+    "                    the subsidy and the copay; U (1 to 128 characters) makes it take effect\n"
+    "                    once (the same record sent again returns the first answer), so it takes\n"
+    "                    no --request-id; --final releases what remains held and settles the\n"
+    "                    redemption\n"
+    "\n"
+    "Payouts (ISSUER_ADMIN of the program's issuer creates them; issuer staff, auditors and the\n"
+    "payee read them):\n"
+    "  payout create --program P (--datacenter DC | --enterprise USCC) --start TIME --end TIME\n"
+    "                    pay the payee's claims in P settled in [start, end) in one PAYOUT\n"
+    "                    transfer: a datacenter for DIRECT programs, an enterprise for REIMBURSE\n"
+    "  payout get ID\n"
+    "  payout list [--program P] [--datacenter DC] [--enterprise USCC]\n"
+    "  payout export ID [--out FILE]\n"
+    "                    the payout's statement as CSV (RFC 4180: header row, CRLF line ends)\n"
+    "                    to standard output or FILE, one row per usage record paid, columns\n"
+    "                    payout_id, program, payee, usage_name, redemption_id, usage_id,\n"
+    "                    enterprise, pool, start_time, end_time, gpu_seconds,\n"
+    "                    price_fen_per_gpu_hour, ratio_bps, bill_fen, subsidy_fen, copay_fen,\n"
+    "                    final, settle_time, post_transfer_id; amounts in integer fen, times RFC\n"
+    "                    3339 UTC; nothing is written (exit 1) unless the rows add up to the\n"
+    "                    payout's line count and amount\n"
+    "\n"
+    "Vouchers (a placed redemption's terms, signed by vchd with Ed25519):\n"
+    "  voucher key [--out FILE]\n"
+    "                    the key id and public key (PEM) vouchers are signed with; --out writes\n"
+    "                    the PEM to FILE (anyone)\n"
+    "  voucher verify FILE --public-key KEYFILE\n"
+    "                    check a voucher file offline (no server, no principal needed) against\n"
+    "                    the PEM public key in KEYFILE: prints \"voucher OK\" and its terms\n"
+    "                    (exit 0), or why it is not valid (exit 1); any changed, added or\n"
+    "                    removed byte fails\n"
+    "\n"
     "Every list takes [--page-size N] [--page-token T]. Every command that changes something\n"
     "takes [--request-id ID] (1 to 128 characters; default a new random UUID) and prints the\n"
     "request id with its result or its error: run it again with the same --request-id to retry\n"
@@ -157,12 +219,14 @@ constexpr char kHelp[] =
     "  --json                               print JSON instead of text\n"
     "\n"
     "Amounts are shown in CNY with two decimals; --json gives exact integer fen (*_fen fields).\n"
-    "The workflow, capacity and placement commands print the response message in protobuf JSON\n"
-    "(proto field names; int64 values such as *_fen and hold_id as decimal strings), plus\n"
-    "\"request_id\" for changes.\n"
+    "The workflow, capacity, placement, redemption, usage, payout and voucher key commands print\n"
+    "the response message in protobuf JSON (proto field names; int64 values such as *_fen and\n"
+    "hold_id as decimal strings), plus \"request_id\" for changes. payout export writes CSV\n"
+    "either way.\n"
     "\n"
     "Exit codes: 0 ok, 1 the call failed (the error and its reason are printed), the ledger\n"
-    "did not verify or place found no pool, 2 bad usage.\n";
+    "did not verify, place found no pool, a voucher is not valid or a file could not be\n"
+    "written, 2 bad usage, 3 redemption request found no pool (nothing was held).\n";
 
 int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
@@ -523,14 +587,16 @@ int main(int argc, char** argv) {
     } else if (absl::StartsWith(arg, "--")) {
       const std::string name =
           arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
-      if (vch::cli::CapacitySwitchFlags().contains(name)) {
+      if (vch::cli::CapacitySwitchFlags().contains(name) ||
+          vch::cli::RedemptionSwitchFlags().contains(name)) {
         // A switch: "--fp8" alone means true; "--fp8=false" is also understood.
         if (command_flags.contains(name)) return Usage(absl::StrCat("--", name, " given twice"));
         command_flags[name] =
             arg.find('=') == std::string::npos ? "true" : arg.substr(name.size() + 3);
         continue;
       }
-      if (!CommandValueFlags().contains(name) && !vch::cli::CapacityValueFlags().contains(name)) {
+      if (!CommandValueFlags().contains(name) && !vch::cli::CapacityValueFlags().contains(name) &&
+          !vch::cli::RedemptionValueFlags().contains(name)) {
         return Usage(absl::StrCat("unknown flag ", arg));
       }
       if (!value_of(absl::StrCat("--", name), &value)) {
@@ -573,5 +639,6 @@ int main(int argc, char** argv) {
       .channel = channel, .options = options, .args = rest, .flags = command_flags};
   if (std::optional<int> code = vch::cli::RunWorkflowCommand(command, invocation)) return *code;
   if (std::optional<int> code = vch::cli::RunCapacityCommand(command, invocation)) return *code;
+  if (std::optional<int> code = vch::cli::RunRedemptionCommand(command, invocation)) return *code;
   return Usage(absl::StrCat("unknown command '", command, "'"));
 }

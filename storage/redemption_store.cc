@@ -1,0 +1,1564 @@
+#include "storage/redemption_store.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "base/errors.h"
+#include "base/json_log.h"
+#include "base/status_macros.h"
+#include "policy/money.h"
+#include "storage/ledger_tx.h"
+#include "storage/pg_error.h"
+#include "storage/sql_arrays.h"
+
+namespace vch::storage {
+namespace {
+
+using policy::SettlementStyle;
+using policy::TransferKind;
+
+constexpr char kSystemScope[] = "system.redemption";
+// China Standard Time (no daylight saving): the programs' calendar months.
+const absl::TimeZone kChinaTime = absl::FixedTimeZone(8 * 3600);
+
+// --- Queries. ---
+
+constexpr char kRedemptionSelect[] = R"sql(
+SELECT r.id, r.program_id, r.issuer_id, r.uscc, r.datacenter_id, r.pool_id, r.accelerator_model,
+       r.fp8_required, r.domestic_required, r.min_memory_gib, r.max_price_fen_per_gpu_hour,
+       r.preferred_region_prefix, r.gpus, r.hours, r.price_fen_per_gpu_hour, r.ratio_bps,
+       r.settlement_style, r.estimated_bill_fen, r.held_fen,
+       h.amount_fen - h.posted_fen - h.released_fen, r.hold_transfer_id, r.capacity_hold_id,
+       vch_us(r.expires_at), r.state, r.state_reason, COALESCE(r.replaces, 0),
+       COALESCE(r.replaced_by, 0), r.gpu_seconds, r.billed_fen, r.subsidy_fen, r.usage_records,
+       r.voucher_key_id, encode(r.voucher_signature, 'hex'), vch_us(r.created_at),
+       vch_us(r.updated_at)
+FROM redemptions r JOIN ledger_holds h ON h.transfer_id = r.hold_transfer_id)sql";
+
+constexpr char kScopeClause[] =
+    " ($2 = '' OR r.uscc = $2) AND ($3 = '' OR r.datacenter_id = $3) AND "
+    "($4 = '' OR r.issuer_id = $4)";
+
+constexpr char kFindKeys[] = R"sql(
+SELECT k.scope, k.request_id, k.request_hash, encode(k.response, 'hex')
+FROM idempotency_keys k
+JOIN unnest($1::text[], $2::text[]) AS q(scope, request_id)
+  ON k.scope = q.scope AND k.request_id = q.request_id)sql";
+
+constexpr char kInsertKeys[] = R"sql(
+INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
+SELECT scope, request_id, request_hash, decode(response, 'hex')
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+  AS t(scope, request_id, request_hash, response))sql";
+
+constexpr char kProgramsForCompute[] = R"sql(
+SELECT q.program_id, q.uscc, p.issuer_id, p.state, p.subsidy_ratio_bps, p.domestic_ratio_bps,
+       p.settlement_style, vch_us(p.redemption_start), vch_us(p.redemption_end),
+       COALESCE(pe.wallet_account_id, 0)
+FROM unnest($1::text[], $2::text[]) AS q(program_id, uscc)
+JOIN programs p ON p.id = q.program_id
+LEFT JOIN program_enterprises pe ON pe.program_id = q.program_id AND pe.uscc = q.uscc)sql";
+
+constexpr char kPoolStates[] = R"sql(
+SELECT p.datacenter_id || '/' || p.id, p.datacenter_id, d.region_code, d.hub,
+       d.national_network, d.state = 1, p.accelerator_model, p.domestic, p.fp8,
+       p.memory_gib, p.gpus_total, p.gpus_free, p.gpus_held, p.price_fen_per_gpu_hour,
+       COALESCE(vch_us(p.reported_at), 0)
+FROM gpu_pools p JOIN datacenters d ON d.id = p.datacenter_id ORDER BY 1)sql";
+
+constexpr char kLockPools[] = R"sql(
+SELECT p.datacenter_id, p.id, p.gpus_free - p.gpus_held
+FROM gpu_pools p
+JOIN unnest($1::text[], $2::text[]) AS q(datacenter_id, id)
+  ON p.datacenter_id = q.datacenter_id AND p.id = q.id
+ORDER BY p.datacenter_id, p.id FOR UPDATE OF p)sql";
+
+constexpr char kEnsureAccounts[] = R"sql(
+INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags)
+SELECT program_id, issuer_id, kind, owner, 0
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(program_id, issuer_id, kind, owner)
+ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING)sql";
+
+// A statement of its own after kEnsureAccounts: under READ COMMITTED it sees rows a
+// concurrent transaction committed while the insert waited for it.
+constexpr char kFindAccounts[] = R"sql(
+SELECT a.program_id, a.kind, a.owner, a.id
+FROM ledger_accounts a
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS q(program_id, kind, owner)
+  ON a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner)sql";
+
+constexpr char kNextIds[] = R"sql(
+SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
+FROM generate_series(1, $1::int))sql";
+
+constexpr char kAddHeld[] = R"sql(
+UPDATE gpu_pools p SET gpus_held = p.gpus_held + q.gpus
+FROM (SELECT datacenter_id, id, sum(gpus)::int AS gpus
+      FROM unnest($1::text[], $2::text[], $3::int[]) AS t(datacenter_id, id, gpus)
+      GROUP BY 1, 2) AS q
+WHERE p.datacenter_id = q.datacenter_id AND p.id = q.id)sql";
+
+constexpr char kInsertCapacityHolds[] = R"sql(
+INSERT INTO capacity_holds (id, datacenter_id, pool_id, gpus, owner, purpose, expires_at)
+SELECT id, datacenter_id, pool_id, gpus, 'redemptions', 'redemptions/' || rid, vch_ts($6)
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[])
+  AS t(id, datacenter_id, pool_id, gpus, rid))sql";
+
+constexpr char kInsertRedemptions[] = R"sql(
+INSERT INTO redemptions (
+  id, program_id, issuer_id, uscc, datacenter_id, pool_id, accelerator_model, fp8_required,
+  domestic_required, min_memory_gib, max_price_fen_per_gpu_hour, preferred_region_prefix, gpus,
+  hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, held_fen,
+  hold_transfer_id, capacity_hold_id, expires_at, replaces, generation, voucher_key_id,
+  voucher_signature, request_scope, request_id, created_at, updated_at)
+SELECT id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
+       max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold,
+       vch_ts($28), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
+       decode(signature, 'hex'), scope, request_id, vch_ts($29), vch_ts($29)
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::boolean[], $9::boolean[], $10::int[], $11::bigint[], $12::text[],
+            $13::int[], $14::int[], $15::bigint[], $16::int[], $17::smallint[], $18::bigint[],
+            $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::text[],
+            $24::text[], $25::text[], $26::text[], $27::int[])
+  AS t(id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
+       max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold, replaces,
+       key_id, signature, scope, request_id, unused))sql";
+
+constexpr char kLockRedemptions[] = R"sql(
+SELECT r.id FROM redemptions r WHERE r.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE)sql";
+
+constexpr char kInsertUsage[] = R"sql(
+INSERT INTO usage_records (
+  redemption_id, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, settlement_style,
+  gpu_seconds, start_at, end_at, final, price_fen_per_gpu_hour, ratio_bps, bill_fen, subsidy_fen,
+  copay_fen, capped_by, post_transfer_id, release_transfer_id, request_hash, settled_at)
+SELECT rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
+       vch_ts(start_us), vch_ts(end_us), final, price, ratio, bill, subsidy, copay, capped,
+       NULLIF(post_id, 0), NULLIF(release_id, 0), request_hash, vch_ts($22)
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::smallint[], $9::bigint[], $10::bigint[], $11::bigint[],
+            $12::boolean[], $13::bigint[], $14::int[], $15::bigint[], $16::bigint[],
+            $17::bigint[], $18::smallint[], $19::bigint[], $20::bigint[], $21::text[])
+  AS t(rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
+       start_us, end_us, final, price, ratio, bill, subsidy, copay, capped, post_id, release_id,
+       request_hash))sql";
+
+constexpr char kUpdateSettled[] = R"sql(
+UPDATE redemptions r
+SET state = u.state, gpu_seconds = u.gpu_seconds, billed_fen = u.billed,
+    subsidy_fen = u.subsidy, usage_records = u.records, updated_at = vch_ts($7)
+FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[])
+  AS u(id, state, gpu_seconds, billed, subsidy, records)
+WHERE r.id = u.id)sql";
+
+constexpr char kUsageSelect[] = R"sql(
+SELECT u.redemption_id, u.usage_id, u.seq, u.program_id, u.uscc, u.datacenter_id, r.pool_id,
+       u.gpu_seconds, vch_us(u.start_at), vch_us(u.end_at), u.final, u.price_fen_per_gpu_hour,
+       u.ratio_bps, u.bill_fen, u.subsidy_fen, u.copay_fen, u.capped_by,
+       COALESCE(u.post_transfer_id, 0), COALESCE(u.release_transfer_id, 0),
+       COALESCE(l.payout_id, 0), COALESCE(po.payee_kind, 0), COALESCE(po.payee, ''),
+       vch_us(u.settled_at)
+FROM usage_records u
+JOIN redemptions r ON r.id = u.redemption_id
+LEFT JOIN payout_lines l ON l.redemption_id = u.redemption_id AND l.usage_id = u.usage_id
+LEFT JOIN payouts po ON po.id = l.payout_id)sql";
+
+constexpr char kPayoutColumns[] = R"sql(
+SELECT id, program_id, issuer_id, payee_kind, payee, vch_us(period_start), vch_us(period_end),
+       amount_fen, lines, transfer_id, created_by, vch_us(created_at)
+FROM payouts)sql";
+
+// --- Row conversion. ---
+
+RedemptionRecord ParseRedemption(const pqxx::row& r) {
+  RedemptionRecord x;
+  x.id = r[0].as<int64_t>();
+  x.program_id = r[1].as<std::string>();
+  x.issuer_id = r[2].as<std::string>();
+  x.uscc = r[3].as<std::string>();
+  x.datacenter_id = r[4].as<std::string>();
+  x.pool_id = r[5].as<std::string>();
+  x.accelerator_model = r[6].as<std::string>();
+  x.fp8_required = r[7].as<bool>();
+  x.domestic_required = r[8].as<bool>();
+  x.min_memory_gib = r[9].as<int32_t>();
+  x.max_price_fen_per_gpu_hour = r[10].as<int64_t>();
+  x.preferred_region_prefix = r[11].as<std::string>();
+  x.gpus = r[12].as<int32_t>();
+  x.hours = r[13].as<int32_t>();
+  x.price_fen_per_gpu_hour = r[14].as<int64_t>();
+  x.ratio_bps = r[15].as<int32_t>();
+  x.style = static_cast<SettlementStyle>(r[16].as<int>());
+  x.estimated_bill_fen = r[17].as<int64_t>();
+  x.held_fen = r[18].as<int64_t>();
+  x.remaining_hold_fen = r[19].as<int64_t>();
+  x.hold_transfer_id = r[20].as<int64_t>();
+  x.capacity_hold_id = r[21].as<int64_t>();
+  x.expires_at = absl::FromUnixMicros(r[22].as<int64_t>());
+  x.state = static_cast<RedemptionState>(r[23].as<int>());
+  x.state_reason = r[24].as<std::string>();
+  x.replaces = r[25].as<int64_t>();
+  x.replaced_by = r[26].as<int64_t>();
+  x.gpu_seconds = r[27].as<int64_t>();
+  x.billed_fen = r[28].as<int64_t>();
+  x.subsidy_fen = r[29].as<int64_t>();
+  x.usage_records = r[30].as<int32_t>();
+  x.voucher_key_id = r[31].as<std::string>();
+  x.voucher_signature = absl::HexStringToBytes(r[32].as<std::string>());
+  x.created_at = absl::FromUnixMicros(r[33].as<int64_t>());
+  x.updated_at = absl::FromUnixMicros(r[34].as<int64_t>());
+  return x;
+}
+
+UsageRecord ParseUsage(const pqxx::row& r) {
+  UsageRecord u;
+  u.redemption_id = r[0].as<int64_t>();
+  u.usage_id = r[1].as<std::string>();
+  u.seq = r[2].as<int64_t>();
+  u.program_id = r[3].as<std::string>();
+  u.uscc = r[4].as<std::string>();
+  u.datacenter_id = r[5].as<std::string>();
+  u.pool_id = r[6].as<std::string>();
+  u.gpu_seconds = r[7].as<int64_t>();
+  u.start = absl::FromUnixMicros(r[8].as<int64_t>());
+  u.end = absl::FromUnixMicros(r[9].as<int64_t>());
+  u.final = r[10].as<bool>();
+  u.price_fen_per_gpu_hour = r[11].as<int64_t>();
+  u.ratio_bps = r[12].as<int32_t>();
+  u.bill_fen = r[13].as<int64_t>();
+  u.subsidy_fen = r[14].as<int64_t>();
+  u.copay_fen = r[15].as<int64_t>();
+  u.capped_by = static_cast<policy::SubsidyCap>(r[16].as<int>());
+  u.post_transfer_id = r[17].as<int64_t>();
+  u.release_transfer_id = r[18].as<int64_t>();
+  u.payout_id = r[19].as<int64_t>();
+  const int payee_kind = r[20].as<int>();
+  if (payee_kind != 0) {
+    u.payout_payee = absl::StrCat(payee_kind == 1 ? "datacenters/" : "enterprises/",
+                                  r[21].as<std::string>());
+  }
+  u.settled_at = absl::FromUnixMicros(r[22].as<int64_t>());
+  return u;
+}
+
+PayoutRecord ParsePayout(const pqxx::row& r) {
+  PayoutRecord p;
+  p.id = r[0].as<int64_t>();
+  p.program_id = r[1].as<std::string>();
+  p.issuer_id = r[2].as<std::string>();
+  p.payee_kind = static_cast<PayeeKind>(r[3].as<int>());
+  p.payee = r[4].as<std::string>();
+  p.period_start = absl::FromUnixMicros(r[5].as<int64_t>());
+  p.period_end = absl::FromUnixMicros(r[6].as<int64_t>());
+  p.amount_fen = r[7].as<int64_t>();
+  p.lines = r[8].as<int32_t>();
+  p.transfer_id = r[9].as<int64_t>();
+  p.created_by = r[10].as<std::string>();
+  p.created_at = absl::FromUnixMicros(r[11].as<int64_t>());
+  return p;
+}
+
+absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t id,
+                                                const RedemptionScope& scope, bool for_update) {
+  pqxx::result r = tx.exec_params(absl::StrCat(kRedemptionSelect, " WHERE r.id = $1 AND",
+                                               kScopeClause, for_update ? " FOR UPDATE OF r" : ""),
+                                  id, scope.uscc, scope.datacenter_id, scope.issuer_id);
+  if (r.empty()) {
+    return DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
+                       absl::StrCat("redemption ", id, " not found"));
+  }
+  return ParseRedemption(r[0]);
+}
+
+std::vector<policy::PoolState> LoadPoolStatesInTx(pqxx::dbtransaction& tx) {
+  std::vector<policy::PoolState> out;
+  for (const pqxx::row& r : tx.exec(kPoolStates)) {
+    policy::PoolState s;
+    s.pool_id = r[0].as<std::string>();
+    s.datacenter_id = r[1].as<std::string>();
+    s.region_code = r[2].as<std::string>();
+    s.hub = static_cast<policy::NationalHub>(r[3].as<int>());
+    s.national_network = r[4].as<bool>();
+    s.site_active = r[5].as<bool>();
+    s.accelerator_model = r[6].as<std::string>();
+    s.domestic = r[7].as<bool>();
+    s.fp8 = r[8].as<bool>();
+    s.memory_gib = r[9].as<int32_t>();
+    s.gpus_total = r[10].as<int32_t>();
+    s.gpus_free = r[11].as<int32_t>();
+    s.gpus_held = r[12].as<int32_t>();
+    s.price_fen_per_gpu_hour = r[13].as<int64_t>();
+    const int64_t us = r[14].as<int64_t>();
+    s.reported_at = us == 0 ? absl::InfinitePast() : absl::FromUnixMicros(us);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string HexOf(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+// Releases a HELD capacity hold (and its GPUs in the pool's gpus_held); no-op otherwise.
+void ReleaseCapacityInTx(pqxx::dbtransaction& tx, int64_t hold_id, absl::Time now) {
+  pqxx::result held = tx.exec_params(
+      "UPDATE capacity_holds SET state = 2, resolved_at = vch_ts($2) WHERE id = $1 AND state = 1 "
+      "RETURNING datacenter_id, pool_id, gpus",
+      hold_id, absl::ToUnixMicros(now));
+  if (held.empty()) return;
+  tx.exec_params0(
+      "UPDATE gpu_pools SET gpus_held = gpus_held - $3 WHERE datacenter_id = $1 AND id = $2",
+      held[0][0].as<std::string>(), held[0][1].as<std::string>(), held[0][2].as<int>());
+}
+
+// VOIDs what remains of each redemption's credit hold, exactly once per redemption.
+absl::Status VoidHoldsInTx(pqxx::dbtransaction& tx, const std::vector<RedemptionRecord>& rs,
+                           absl::string_view why, absl::Time now) {
+  std::vector<TransferSubmission> subs;
+  for (const RedemptionRecord& r : rs) {
+    if (r.remaining_hold_fen <= 0) continue;
+    TransferSubmission s;
+    s.request_scope = kSystemScope;
+    s.request_id = absl::StrCat("void-", r.id);
+    s.transfer.kind = TransferKind::kVoid;
+    s.transfer.pending_id = r.hold_transfer_id;
+    s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"why":")", why, R"("})");
+    subs.push_back(std::move(s));
+  }
+  if (subs.empty()) return absl::OkStatus();
+  std::vector<PendingTransfer> pending;
+  for (const TransferSubmission& s : subs) pending.push_back({&s, TransferRequestHash(s)});
+  for (absl::StatusOr<TransferResult>& r :
+       ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now))) {
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateError(const RedemptionRecord& r, absl::string_view reason,
+                        absl::string_view what) {
+  static const char* const kNames[] = {"",          "PLACED",    "CONFIRMED", "ACTIVE",
+                                       "SETTLED",   "CANCELLED", "EXPIRED",   "REJECTED"};
+  return DomainError(absl::StatusCode::kFailedPrecondition, reason,
+                     absl::StrCat("redemption ", r.id, " is ",
+                                  kNames[static_cast<int>(r.state)], ": ", what));
+}
+
+// One batch's view of the idempotency keys it carries: stored responses by (scope, id).
+std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> FindKeys(
+    pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
+  std::vector<std::string> scopes, ids;
+  for (const IdempotencyKey* k : keys) {
+    scopes.push_back(k->scope);
+    ids.push_back(k->request_id);
+  }
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> out;
+  if (keys.empty()) return out;
+  for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
+    out[{row[0].as<std::string>(), row[1].as<std::string>()}] = {
+        row[2].as<std::string>(), absl::HexStringToBytes(row[3].as<std::string>())};
+  }
+  return out;
+}
+
+absl::Status KeyReused(const std::string& request_id, absl::string_view reason) {
+  return DomainError(absl::StatusCode::kAlreadyExists, reason,
+                     absl::StrCat("'", request_id, "' was already used with a different request"));
+}
+
+}  // namespace
+
+VoucherTerms RedemptionRecord::Voucher() const {
+  return VoucherTerms{.redemption_id = id,
+                      .enterprise = uscc,
+                      .pool = absl::StrCat("datacenters/", datacenter_id, "/pools/", pool_id),
+                      .gpus = gpus,
+                      .hours = hours,
+                      .held_fen = held_fen,
+                      .expires_at = expires_at,
+                      .key_id = voucher_key_id};
+}
+
+// --- The batching queue shared by the two hot paths. ---
+
+struct OpBase {
+  absl::Notification done;
+  absl::StatusOr<std::string> result = absl::UnknownError("not decided");
+  int attempts = 0;
+  bool requeue = false;  // set by a batch: run again in a later batch
+};
+
+struct RedemptionStore::ComputeOp : OpBase {
+  ComputeRequest request;
+  const Encoder<ComputeOutcome>* encode = nullptr;
+};
+
+struct RedemptionStore::UsageOp : OpBase {
+  UsageReport report;
+  const Encoder<UsageOutcome>* encode = nullptr;
+};
+
+template <typename Op>
+class RedemptionStore::Queue {
+ public:
+  Queue(const RedemptionOptions& options, std::function<void(std::vector<Op*>&)> execute)
+      : options_(options), execute_(std::move(execute)) {
+    for (int i = 0; i < std::max(1, options_.writer_threads); ++i) {
+      threads_.emplace_back([this] { Run(); });
+    }
+  }
+  ~Queue() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+    absl::MutexLock lock(&mu_);
+    for (Op* op : queue_) {
+      op->result = DomainError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                               "vchd is shutting down; retry with the same request id");
+      op->done.Notify();
+    }
+  }
+
+  absl::StatusOr<std::string> Submit(Op& op) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return DomainError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                           "vchd is shutting down; retry with the same request id");
+      }
+      queue_.push_back(&op);
+    }
+    op.done.WaitForNotification();
+    return std::move(op.result);
+  }
+
+  int64_t batches() const {
+    absl::MutexLock lock(&mu_);
+    return batches_;
+  }
+
+ private:
+  void Run() {
+    bool was_busy = false;
+    while (true) {
+      std::vector<Op*> batch;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !queue_.empty() || stopping_;
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (stopping_) return;  // the destructor answers what is queued
+        if (!was_busy) {
+          auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return static_cast<int>(queue_.size()) >= options_.max_batch || stopping_;
+          };
+          mu_.AwaitWithTimeout(absl::Condition(&full), options_.max_wait);
+        }
+        while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+          batch.push_back(queue_.front());
+          queue_.pop_front();
+        }
+      }
+      if (batch.empty()) {
+        was_busy = false;
+        continue;
+      }
+      for (Op* op : batch) op->requeue = false;
+      execute_(batch);
+      absl::MutexLock lock(&mu_);
+      ++batches_;
+      // Requests to run again go first, in their order; the rest are answered.
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+        if ((*it)->requeue) queue_.push_front(*it);
+      }
+      for (Op* op : batch) {
+        if (!op->requeue) op->done.Notify();
+      }
+      was_busy = !queue_.empty();
+    }
+  }
+
+  const RedemptionOptions& options_;
+  std::function<void(std::vector<Op*>&)> execute_;
+  mutable absl::Mutex mu_;
+  std::deque<Op*> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;
+};
+
+// --- RequestCompute. ---
+
+namespace {
+
+struct ProgramFacts {
+  std::string issuer_id;
+  policy::ProgramState state = policy::ProgramState::kDraft;
+  int32_t ratio_bps = 0;
+  int32_t domestic_ratio_bps = 0;
+  SettlementStyle style = SettlementStyle::kDirect;
+  absl::Time redemption_start, redemption_end;
+  int64_t wallet_account_id = 0;
+};
+
+// What a compute request became within a batch before it commits.
+struct ComputeDecision {
+  bool active = false;  // still going to be written
+  ComputeOutcome outcome;
+  const policy::PoolState* pool = nullptr;
+  int64_t credit_account_id = 0;
+  int64_t wallet_account_id = 0;
+  TransferSubmission hold;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> RedemptionStore::RequestCompute(ComputeRequest request,
+                                                            const Encoder<ComputeOutcome>& encode) {
+  if (options_.signer == nullptr) return absl::InternalError("no voucher signer configured");
+  ComputeOp op;
+  op.request = std::move(request);
+  op.encode = &encode;
+  return compute_queue_->Submit(op);
+}
+
+void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
+  auto run = [&](std::vector<ComputeOp*>& group) {
+    return RunTransaction(batch_pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+      for (ComputeOp* op : group) {
+        op->requeue = false;
+        op->result = absl::UnknownError("not decided");
+      }
+      ComputeInTx(tx, options_, true, group, options_.clock());
+      return absl::OkStatus();
+    });
+  };
+  absl::Status status = run(ops);
+  if (!status.ok() && ops.size() > 1) {
+    // One request broke the whole batch: run each alone so it fails by itself.
+    for (ComputeOp* op : ops) {
+      std::vector<ComputeOp*> one{op};
+      absl::Status alone = run(one);
+      if (!alone.ok()) {
+        op->requeue = false;
+        op->result = alone;
+      }
+    }
+  } else if (!status.ok()) {
+    ops[0]->requeue = false;
+    ops[0]->result = status;
+  }
+  for (ComputeOp* op : ops) {
+    if (!op->requeue) continue;
+    if (++op->attempts >= options_.place_attempts) {
+      // Lost the race for the last GPUs every time: unplaced, like a full pool.
+      op->requeue = false;
+      ComputeOutcome unplaced;
+      unplaced.decision.excluded[static_cast<int>(policy::ExclusionReason::kInsufficientGpus)] = 1;
+      op->result = (*op->encode)(unplaced);
+    }
+  }
+}
+
+// For each op: a replay (result = stored bytes), an answer decided here (result = a status or
+// the unplaced outcome's encoding), a request to run again (requeue), or a placement written in
+// this transaction (result = the encoded response, stored under the op's key if store_keys).
+void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptions& options,
+                                  bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now) {
+  std::vector<ComputeDecision> d(ops.size());
+  // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next).
+  std::vector<const IdempotencyKey*> keys;
+  for (auto* op : ops) keys.push_back(&op->request.key);
+  const auto stored = store_keys ? FindKeys(tx, keys)
+                                     : std::map<std::pair<std::string, std::string>,
+                                                std::pair<std::string, std::string>>{};
+  std::set<std::pair<std::string, std::string>> seen;
+  std::vector<std::string> q_program, q_uscc;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const IdempotencyKey& k = ops[i]->request.key;
+    auto it = stored.find({k.scope, k.request_id});
+    if (it != stored.end()) {
+      ops[i]->result = it->second.first == k.request_hash
+                           ? absl::StatusOr<std::string>(it->second.second)
+                           : KeyReused(k.request_id, "IDEMPOTENCY_KEY_REUSED");
+      continue;
+    }
+    if (!seen.insert({k.scope, k.request_id}).second) {
+      ops[i]->requeue = true;
+      continue;
+    }
+    d[i].active = true;
+    q_program.push_back(ops[i]->request.program_id);
+    q_uscc.push_back(ops[i]->request.uscc);
+  }
+  if (q_program.empty()) return;
+  // 2. Programs and awards.
+  std::map<std::pair<std::string, std::string>, ProgramFacts> facts;
+  for (const pqxx::row& r :
+       tx.exec_params(kProgramsForCompute, TextArray(q_program), TextArray(q_uscc))) {
+    ProgramFacts f;
+    f.issuer_id = r[2].as<std::string>();
+    f.state = static_cast<policy::ProgramState>(r[3].as<int>());
+    f.ratio_bps = r[4].as<int32_t>();
+    f.domestic_ratio_bps = r[5].as<int32_t>();
+    f.style = static_cast<SettlementStyle>(r[6].as<int>());
+    f.redemption_start = absl::FromUnixMicros(r[7].as<int64_t>());
+    f.redemption_end = absl::FromUnixMicros(r[8].as<int64_t>());
+    f.wallet_account_id = r[9].as<int64_t>();
+    facts[{r[0].as<std::string>(), r[1].as<std::string>()}] = f;
+  }
+  // 3. Pools as they are now (unlocked), then 4. decide each request in order, each seeing the
+  // GPUs the earlier ones of the batch took.
+  std::vector<policy::PoolState> pools = LoadPoolStatesInTx(tx);
+  auto fail = [&](size_t i, absl::Status s) {
+    d[i].active = false;
+    ops[i]->result = std::move(s);
+  };
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    const ComputeRequest& req = ops[i]->request;
+    auto f = facts.find({req.program_id, req.uscc});
+    if (f == facts.end()) {
+      fail(i, DomainError(absl::StatusCode::kNotFound, "PROGRAM_NOT_FOUND",
+                          absl::StrCat("program ", req.program_id, " not found")));
+      continue;
+    }
+    const ProgramFacts& pf = f->second;
+    if (pf.state != policy::ProgramState::kOpen) {
+      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "PROGRAM_NOT_OPEN",
+                          absl::StrCat("program ", req.program_id, " is not open")));
+      continue;
+    }
+    if (now < pf.redemption_start || now >= pf.redemption_end) {
+      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "REDEMPTION_WINDOW_CLOSED",
+                          absl::StrCat("program ", req.program_id,
+                                       " accepts redemptions only within its redemption window")));
+      continue;
+    }
+    if (pf.wallet_account_id == 0) {
+      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "AWARD_NOT_FOUND",
+                          absl::StrCat("enterprise ", req.uscc, " has no award in program ",
+                                       req.program_id)));
+      continue;
+    }
+    policy::PlacementDecision decision;
+    if (req.exclude_datacenter.empty()) {
+      decision = policy::PlaceOne(pools, req.placement, now, options.weights);
+    } else {
+      std::vector<policy::PoolState> others;
+      for (const policy::PoolState& p : pools) {
+        if (p.datacenter_id != req.exclude_datacenter) others.push_back(p);
+      }
+      decision = policy::PlaceOne(others, req.placement, now, options.weights);
+    }
+    d[i].outcome.decision = decision;
+    if (!decision.placed) {
+      d[i].active = false;
+      ops[i]->result = (*ops[i]->encode)(d[i].outcome);
+      continue;
+    }
+    policy::PoolState* pool = nullptr;
+    for (policy::PoolState& p : pools) {
+      if (p.pool_id == decision.pool_id) pool = &p;
+    }
+    const int32_t ratio = policy::EffectiveRatioBps(pf.ratio_bps, pf.domestic_ratio_bps,
+                                                    pool->domestic);
+    absl::StatusOr<policy::Estimate> estimate = policy::EstimateHold(
+        req.placement.gpus, req.hours, pool->price_fen_per_gpu_hour, ratio);
+    if (!estimate.ok()) {
+      fail(i, estimate.status());
+      continue;
+    }
+    if (estimate->hold_fen == 0) {
+      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "ESTIMATE_TOO_SMALL",
+                          "the voucher's share of this request rounds down to 0 fen"));
+      continue;
+    }
+    pool->gpus_held += req.placement.gpus;
+    d[i].pool = pool;
+    d[i].wallet_account_id = pf.wallet_account_id;
+    RedemptionRecord& r = d[i].outcome.redemption;
+    r.program_id = req.program_id;
+    r.issuer_id = pf.issuer_id;
+    r.uscc = req.uscc;
+    r.datacenter_id = pool->datacenter_id;
+    r.pool_id = pool->pool_id.substr(pool->datacenter_id.size() + 1);
+    r.accelerator_model = req.placement.accelerator.model;
+    r.fp8_required = req.placement.accelerator.fp8_required;
+    r.domestic_required = req.placement.accelerator.domestic_required;
+    r.min_memory_gib = req.placement.accelerator.min_memory_gib;
+    r.max_price_fen_per_gpu_hour = req.placement.max_price_fen_per_gpu_hour;
+    r.preferred_region_prefix = req.placement.preferred_region_prefix;
+    r.gpus = req.placement.gpus;
+    r.hours = req.hours;
+    r.price_fen_per_gpu_hour = pool->price_fen_per_gpu_hour;
+    r.ratio_bps = ratio;
+    r.style = pf.style;
+    r.estimated_bill_fen = estimate->bill_fen;
+    r.held_fen = estimate->hold_fen;
+    r.remaining_hold_fen = estimate->hold_fen;
+    r.expires_at = now + options.placement_ttl;
+    r.state = RedemptionState::kPlaced;
+    r.created_at = r.updated_at = now;
+  }
+  // 5. Lock the chosen pools in order and check the room is still there; a request whose pool
+  // was taken meanwhile runs again in a later batch against fresh reports.
+  std::vector<std::string> l_dc, l_pool;
+  std::set<std::pair<std::string, std::string>> chosen;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (d[i].active) chosen.insert({d[i].outcome.redemption.datacenter_id,
+                                    d[i].outcome.redemption.pool_id});
+  }
+  if (chosen.empty()) return;
+  for (const auto& [dc, p] : chosen) {
+    l_dc.push_back(dc);
+    l_pool.push_back(p);
+  }
+  std::map<std::pair<std::string, std::string>, int64_t> room;
+  for (const pqxx::row& r : tx.exec_params(kLockPools, TextArray(l_dc), TextArray(l_pool))) {
+    room[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<int64_t>();
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    const RedemptionRecord& r = d[i].outcome.redemption;
+    int64_t& left = room[{r.datacenter_id, r.pool_id}];
+    if (left < r.gpus) {
+      d[i].active = false;
+      ops[i]->requeue = true;
+      continue;
+    }
+    left -= r.gpus;
+  }
+  // 6. The accounts the holds credit: the datacenter's receivable (DIRECT) or the enterprise's
+  // payable (REIMBURSE).
+  std::vector<std::string> a_program, a_issuer, a_kind, a_owner;
+  auto account_key = [](const RedemptionRecord& r) {
+    return r.style == SettlementStyle::kDirect
+               ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
+               : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
+  };
+  size_t active = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    ++active;
+    auto [program, kind, owner] = account_key(d[i].outcome.redemption);
+    a_program.push_back(program);
+    a_issuer.push_back(d[i].outcome.redemption.issuer_id);
+    a_kind.push_back(kind);
+    a_owner.push_back(owner);
+  }
+  if (active == 0) return;
+  tx.exec_params0(kEnsureAccounts, TextArray(a_program), TextArray(a_issuer), TextArray(a_kind),
+                  TextArray(a_owner));
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
+  for (const pqxx::row& r : tx.exec_params(kFindAccounts, TextArray(a_program), TextArray(a_kind),
+                                           TextArray(a_owner))) {
+    accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
+        r[3].as<int64_t>();
+  }
+  // 7. Ids, then 8. the credit holds through the posting engine (one failing alone).
+  std::vector<std::pair<int64_t, int64_t>> ids;
+  for (const pqxx::row& r : tx.exec_params(kNextIds, static_cast<int>(active))) {
+    ids.push_back({r[0].as<int64_t>(), r[1].as<int64_t>()});
+  }
+  std::vector<size_t> order;
+  size_t next_id = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    RedemptionRecord& r = d[i].outcome.redemption;
+    r.id = ids[next_id].first;
+    r.capacity_hold_id = ids[next_id].second;
+    ++next_id;
+    d[i].credit_account_id = accounts[account_key(r)];
+    TransferSubmission& s = d[i].hold;
+    s.request_scope = kSystemScope;
+    s.request_id = absl::StrCat("hold-", r.id);
+    s.transfer.kind = TransferKind::kHold;
+    s.transfer.debit_account_id = d[i].wallet_account_id;
+    s.transfer.credit_account_id = d[i].credit_account_id;
+    s.transfer.amount_fen = r.held_fen;
+    s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, "}");
+    order.push_back(i);
+  }
+  std::vector<PendingTransfer> pending;
+  for (size_t i : order) pending.push_back({&d[i].hold, TransferRequestHash(d[i].hold)});
+  std::vector<absl::StatusOr<TransferResult>> held =
+      ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now));
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
+    if (!held[k].ok()) {
+      absl::Status s = held[k].status();
+      if (ReasonOf(s) == "INSUFFICIENT_FUNDS") {
+        s = DomainError(absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS",
+                        absl::StrCat("the award's available credit cannot cover the voucher share "
+                                     "of the estimate (",
+                                     d[i].outcome.redemption.held_fen, " fen)"));
+      }
+      fail(i, s);
+      continue;
+    }
+    d[i].outcome.redemption.hold_transfer_id = held[k]->outcome.transfer_id;
+  }
+  // 9. Writes: pools, capacity holds, redemptions (with signed vouchers), idempotency keys.
+  std::vector<std::string> c_dc, c_pool, r_program, r_issuer, r_uscc, r_model, r_region, r_key,
+      r_sig, r_scope, r_request, k_scope, k_request, k_hash, k_response;
+  std::vector<int64_t> c_id, c_rid, r_max_price, r_price, r_bill, r_held, r_hold, r_replaces;
+  std::vector<int64_t> c_gpus, r_mem, r_gpus, r_hours, r_ratio, r_style, r_unused;
+  std::vector<bool> r_fp8, r_domestic;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    RedemptionRecord& r = d[i].outcome.redemption;
+    const ComputeRequest& req = ops[i]->request;
+    r.voucher_key_id = options.signer->key_id();
+    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
+    r.replaces = req.replaces;
+    c_id.push_back(r.capacity_hold_id);
+    c_dc.push_back(r.datacenter_id);
+    c_pool.push_back(r.pool_id);
+    c_gpus.push_back(r.gpus);
+    c_rid.push_back(r.id);
+    r_program.push_back(r.program_id);
+    r_issuer.push_back(r.issuer_id);
+    r_uscc.push_back(r.uscc);
+    r_model.push_back(r.accelerator_model);
+    r_fp8.push_back(r.fp8_required);
+    r_domestic.push_back(r.domestic_required);
+    r_mem.push_back(r.min_memory_gib);
+    r_max_price.push_back(r.max_price_fen_per_gpu_hour);
+    r_region.push_back(r.preferred_region_prefix);
+    r_gpus.push_back(r.gpus);
+    r_hours.push_back(r.hours);
+    r_price.push_back(r.price_fen_per_gpu_hour);
+    r_ratio.push_back(r.ratio_bps);
+    r_style.push_back(static_cast<int>(r.style));
+    r_bill.push_back(r.estimated_bill_fen);
+    r_held.push_back(r.held_fen);
+    r_hold.push_back(r.hold_transfer_id);
+    r_replaces.push_back(r.replaces);
+    r_key.push_back(r.voucher_key_id);
+    r_sig.push_back(HexOf(r.voucher_signature));
+    r_scope.push_back(req.key.scope);
+    r_request.push_back(req.key.request_id);
+    r_unused.push_back(0);
+    d[i].outcome.placed = true;
+    std::string response = (*ops[i]->encode)(d[i].outcome);
+    if (store_keys) {
+      k_scope.push_back(req.key.scope);
+      k_request.push_back(req.key.request_id);
+      k_hash.push_back(req.key.request_hash);
+      k_response.push_back(HexOf(response));
+    }
+    ops[i]->result = std::move(response);
+  }
+  if (c_id.empty()) return;
+  tx.exec_params0(kAddHeld, TextArray(c_dc), TextArray(c_pool), BigintArray(c_gpus));
+  const int64_t expires_us = absl::ToUnixMicros(now + options.placement_ttl);
+  tx.exec_params0(kInsertCapacityHolds, BigintArray(c_id), TextArray(c_dc), TextArray(c_pool),
+                  BigintArray(c_gpus), BigintArray(c_rid), expires_us);
+  tx.exec_params0(kInsertRedemptions, BigintArray(c_rid), TextArray(r_program), TextArray(r_issuer),
+                  TextArray(r_uscc), TextArray(c_dc), TextArray(c_pool), TextArray(r_model),
+                  BoolArray(r_fp8), BoolArray(r_domestic), BigintArray(r_mem),
+                  BigintArray(r_max_price), TextArray(r_region), BigintArray(r_gpus),
+                  BigintArray(r_hours), BigintArray(r_price), BigintArray(r_ratio),
+                  BigintArray(r_style), BigintArray(r_bill), BigintArray(r_held),
+                  BigintArray(r_hold), BigintArray(c_id), BigintArray(r_replaces),
+                  TextArray(r_key), TextArray(r_sig), TextArray(r_scope), TextArray(r_request),
+                  BigintArray(r_unused), expires_us, absl::ToUnixMicros(now));
+  if (!k_scope.empty()) {
+    tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
+                    TextArray(k_response));
+  }
+}
+
+// --- ReportUsage. ---
+
+absl::StatusOr<std::string> RedemptionStore::ReportUsage(UsageReport report,
+                                                         const Encoder<UsageOutcome>& encode) {
+  UsageOp op;
+  op.report = std::move(report);
+  op.encode = &encode;
+  return usage_queue_->Submit(op);
+}
+
+namespace {
+
+IdempotencyKey UsageKey(const UsageReport& r) {
+  return IdempotencyKey{.scope = absl::StrCat("usage/", r.redemption_id),
+                        .request_id = r.usage_id,
+                        .request_hash = r.request_hash};
+}
+
+struct UsageDecision {
+  bool active = false;
+  UsageOutcome outcome;
+  size_t post_index = SIZE_MAX;  // into the batch's transfers
+  size_t release_index = SIZE_MAX;
+};
+
+}  // namespace
+
+void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
+  auto run = [&](std::vector<UsageOp*>& group) {
+    return RunTransaction(batch_pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+      const absl::Time now = options_.clock();
+      std::vector<UsageDecision> d(group.size());
+      for (UsageOp* op : group) {
+        op->requeue = false;
+        op->result = absl::UnknownError("not decided");
+      }
+      // 1. Lock the redemptions (in id order) before anything else.
+      std::set<int64_t> ids;
+      for (UsageOp* op : group) ids.insert(op->report.redemption_id);
+      tx.exec_params(kLockRedemptions, BigintArray({ids.begin(), ids.end()}));
+      // 2. Replays, and one op per key per batch.
+      std::vector<IdempotencyKey> key_store;
+      for (UsageOp* op : group) key_store.push_back(UsageKey(op->report));
+      std::vector<const IdempotencyKey*> keys;
+      for (const IdempotencyKey& k : key_store) keys.push_back(&k);
+      const auto stored = FindKeys(tx, keys);
+      std::set<std::pair<std::string, std::string>> seen;
+      for (size_t i = 0; i < group.size(); ++i) {
+        const IdempotencyKey& k = key_store[i];
+        auto it = stored.find({k.scope, k.request_id});
+        if (it != stored.end()) {
+          group[i]->result = it->second.first == k.request_hash
+                                 ? absl::StatusOr<std::string>(it->second.second)
+                                 : KeyReused(k.request_id, "USAGE_ID_REUSED");
+          continue;
+        }
+        if (!seen.insert({k.scope, k.request_id}).second) {
+          group[i]->requeue = true;
+          continue;
+        }
+        d[i].active = true;
+      }
+      // 3. The redemptions as they stand (locked above).
+      std::map<int64_t, RedemptionRecord> redemptions;
+      for (const pqxx::row& r :
+           tx.exec_params(absl::StrCat(kRedemptionSelect, " WHERE r.id = ANY($1::bigint[])"),
+                          BigintArray({ids.begin(), ids.end()}))) {
+        RedemptionRecord rec = ParseRedemption(r);
+        redemptions[rec.id] = std::move(rec);
+      }
+      // 4. Monthly spend of the programs that limit it, locked in program order.
+      const absl::CivilMonth month = absl::CivilMonth(absl::ToCivilSecond(now, kChinaTime));
+      const std::string month_text = absl::FormatCivilTime(absl::CivilDay(month));
+      std::set<std::string> programs;
+      for (const auto& [id, r] : redemptions) programs.insert(r.program_id);
+      std::map<std::string, std::pair<int64_t, int64_t>> spend;  // limit, spent
+      if (!programs.empty()) {
+        std::vector<std::string> p_ids(programs.begin(), programs.end());
+        tx.exec_params0(
+            "INSERT INTO program_monthly_spend (program_id, month, limit_fen) "
+            "SELECT id, $2::date, monthly_spend_limit_fen FROM programs "
+            "WHERE id = ANY($1::text[]) AND monthly_spend_limit_fen > 0 "
+            "ON CONFLICT ON CONSTRAINT program_monthly_spend_pkey DO NOTHING",
+            TextArray(p_ids), month_text);
+        for (const pqxx::row& r : tx.exec_params(
+                 "SELECT program_id, limit_fen, spent_fen FROM program_monthly_spend "
+                 "WHERE program_id = ANY($1::text[]) AND month = $2::date "
+                 "ORDER BY program_id FOR UPDATE",
+                 TextArray(p_ids), month_text)) {
+          spend[r[0].as<std::string>()] = {r[1].as<int64_t>(), r[2].as<int64_t>()};
+        }
+      }
+      // 5. Settle in order, each record seeing the ones before it.
+      std::vector<TransferSubmission> transfers;
+      std::vector<int64_t> seqs;
+      {
+        int n = 0;
+        for (const UsageDecision& x : d) n += x.active ? 1 : 0;
+        if (n > 0) {
+          for (const pqxx::row& r :
+               tx.exec_params("SELECT nextval('usage_record_seq') FROM generate_series(1, $1::int)",
+                              n)) {
+            seqs.push_back(r[0].as<int64_t>());
+          }
+        }
+      }
+      transfers.reserve(2 * seqs.size());
+      size_t next_seq = 0;
+      std::set<int64_t> touched;
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (!d[i].active) continue;
+        const UsageReport& in = group[i]->report;
+        auto fail = [&](absl::Status s) {
+          d[i].active = false;
+          group[i]->result = std::move(s);
+        };
+        auto it = redemptions.find(in.redemption_id);
+        if (it == redemptions.end() ||
+            (!in.datacenter_scope.empty() && it->second.datacenter_id != in.datacenter_scope)) {
+          fail(DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
+                           absl::StrCat("redemption ", in.redemption_id, " not found")));
+          continue;
+        }
+        RedemptionRecord& r = it->second;
+        if (r.state == RedemptionState::kPlaced) {
+          fail(StateError(r, "REDEMPTION_NOT_CONFIRMED", "usage needs a confirmed placement"));
+          continue;
+        }
+        if (r.state == RedemptionState::kSettled) {
+          fail(StateError(r, "REDEMPTION_SETTLED", "its final usage record was already settled"));
+          continue;
+        }
+        if (r.state != RedemptionState::kConfirmed && r.state != RedemptionState::kActive) {
+          fail(StateError(r, "REDEMPTION_NOT_ACTIVE", "it takes no usage"));
+          continue;
+        }
+        int64_t room = -1;
+        auto sp = spend.find(r.program_id);
+        if (sp != spend.end()) room = sp->second.first - sp->second.second;
+        absl::StatusOr<policy::UsageSettlement> s = policy::SettleUsage(
+            {.gpu_seconds = in.gpu_seconds,
+             .price_fen_per_gpu_hour = r.price_fen_per_gpu_hour,
+             .ratio_bps = r.ratio_bps,
+             .remaining_hold_fen = r.remaining_hold_fen,
+             .monthly_room_fen = room,
+             .final = in.final});
+        if (!s.ok()) {
+          fail(s.status());
+          continue;
+        }
+        absl::StatusOr<int64_t> billed = policy::CheckedAddFen(r.billed_fen, s->bill_fen);
+        absl::StatusOr<int64_t> seconds = policy::CheckedAddFen(r.gpu_seconds, in.gpu_seconds);
+        if (!billed.ok() || !seconds.ok()) {
+          fail(!billed.ok() ? billed.status() : seconds.status());
+          continue;
+        }
+        UsageRecord& u = d[i].outcome.usage;
+        u.redemption_id = r.id;
+        u.usage_id = in.usage_id;
+        u.seq = seqs[next_seq++];
+        u.program_id = r.program_id;
+        u.uscc = r.uscc;
+        u.datacenter_id = r.datacenter_id;
+        u.pool_id = r.pool_id;
+        u.gpu_seconds = in.gpu_seconds;
+        u.start = in.start;
+        u.end = in.end;
+        u.final = in.final;
+        u.price_fen_per_gpu_hour = r.price_fen_per_gpu_hour;
+        u.ratio_bps = r.ratio_bps;
+        u.bill_fen = s->bill_fen;
+        u.subsidy_fen = s->subsidy_fen;
+        u.copay_fen = s->copay_fen;
+        u.capped_by = s->capped_by;
+        u.settled_at = now;
+        if (s->subsidy_fen > 0) {
+          TransferSubmission t;
+          t.request_scope = kSystemScope;
+          t.request_id = absl::StrCat("usage-", u.seq);
+          t.transfer.kind = TransferKind::kPost;
+          t.transfer.pending_id = r.hold_transfer_id;
+          t.transfer.amount_fen = s->subsidy_fen;
+          // The final record's POST closes the hold, releasing what it does not post.
+          t.transfer.keep_open = !in.final;
+          t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"usage_seq":)", u.seq, "}");
+          d[i].post_index = transfers.size();
+          if (in.final && s->released_fen > 0) d[i].release_index = transfers.size();
+          transfers.push_back(std::move(t));
+        } else if (in.final && s->released_fen > 0) {
+          TransferSubmission t;
+          t.request_scope = kSystemScope;
+          t.request_id = absl::StrCat("void-", r.id);
+          t.transfer.kind = TransferKind::kVoid;
+          t.transfer.pending_id = r.hold_transfer_id;
+          t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"why":"final usage"})");
+          d[i].release_index = transfers.size();
+          transfers.push_back(std::move(t));
+        }
+        r.remaining_hold_fen = s->remaining_after_fen;
+        r.gpu_seconds = *seconds;
+        r.billed_fen = *billed;
+        r.subsidy_fen += s->subsidy_fen;
+        r.usage_records += 1;
+        r.state = in.final ? RedemptionState::kSettled : RedemptionState::kActive;
+        r.updated_at = now;
+        if (sp != spend.end()) sp->second.second += s->subsidy_fen;
+        touched.insert(r.id);
+        d[i].outcome.redemption = r;
+      }
+      if (touched.empty()) return absl::OkStatus();
+      // 6. The ledger: POSTs and VOIDs in order. They were computed within what remains, so a
+      // refusal here means the batch's view was wrong: fail the batch (each op then runs alone).
+      std::vector<PendingTransfer> pending;
+      for (const TransferSubmission& t : transfers) pending.push_back({&t, TransferRequestHash(t)});
+      std::vector<absl::StatusOr<TransferResult>> done =
+          ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now));
+      for (const auto& r : done) {
+        if (!r.ok()) return r.status();
+      }
+      // 7. Writes: usage records, redemption totals, monthly spend, idempotency keys.
+      std::vector<int64_t> u_rid, u_seq, u_style, u_gs, u_start, u_end, u_price, u_ratio, u_bill,
+          u_sub, u_copay, u_capped, u_post, u_release;
+      std::vector<std::string> u_id, u_program, u_issuer, u_uscc, u_dc, u_hash, k_scope,
+          k_request, k_hash, k_response;
+      std::vector<bool> u_final;
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (!d[i].active) continue;
+        UsageRecord& u = d[i].outcome.usage;
+        const RedemptionRecord& r = redemptions[u.redemption_id];
+        if (d[i].post_index != SIZE_MAX) {
+          u.post_transfer_id = done[d[i].post_index]->outcome.transfer_id;
+        }
+        if (d[i].release_index != SIZE_MAX) {
+          u.release_transfer_id = done[d[i].release_index]->outcome.transfer_id;
+        }
+        u_rid.push_back(u.redemption_id);
+        u_id.push_back(u.usage_id);
+        u_seq.push_back(u.seq);
+        u_program.push_back(u.program_id);
+        u_issuer.push_back(r.issuer_id);
+        u_uscc.push_back(u.uscc);
+        u_dc.push_back(u.datacenter_id);
+        u_style.push_back(static_cast<int>(r.style));
+        u_gs.push_back(u.gpu_seconds);
+        u_start.push_back(absl::ToUnixMicros(u.start));
+        u_end.push_back(absl::ToUnixMicros(u.end));
+        u_final.push_back(u.final);
+        u_price.push_back(u.price_fen_per_gpu_hour);
+        u_ratio.push_back(u.ratio_bps);
+        u_bill.push_back(u.bill_fen);
+        u_sub.push_back(u.subsidy_fen);
+        u_copay.push_back(u.copay_fen);
+        u_capped.push_back(static_cast<int>(u.capped_by));
+        u_post.push_back(u.post_transfer_id);
+        u_release.push_back(u.release_transfer_id);
+        u_hash.push_back(group[i]->report.request_hash);
+        std::string response = (*group[i]->encode)(d[i].outcome);
+        const IdempotencyKey& k = key_store[i];
+        k_scope.push_back(k.scope);
+        k_request.push_back(k.request_id);
+        k_hash.push_back(k.request_hash);
+        k_response.push_back(HexOf(response));
+        group[i]->result = std::move(response);
+      }
+      tx.exec_params0(kInsertUsage, BigintArray(u_rid), TextArray(u_id), BigintArray(u_seq),
+                      TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc),
+                      TextArray(u_dc), BigintArray(u_style), BigintArray(u_gs),
+                      BigintArray(u_start), BigintArray(u_end), BoolArray(u_final),
+                      BigintArray(u_price), BigintArray(u_ratio), BigintArray(u_bill),
+                      BigintArray(u_sub), BigintArray(u_copay), BigintArray(u_capped),
+                      BigintArray(u_post), BigintArray(u_release), TextArray(u_hash),
+                      absl::ToUnixMicros(now));
+      std::vector<int64_t> t_id, t_state, t_gs, t_billed, t_sub, t_records;
+      for (int64_t id : touched) {
+        const RedemptionRecord& r = redemptions[id];
+        t_id.push_back(id);
+        t_state.push_back(static_cast<int>(r.state));
+        t_gs.push_back(r.gpu_seconds);
+        t_billed.push_back(r.billed_fen);
+        t_sub.push_back(r.subsidy_fen);
+        t_records.push_back(r.usage_records);
+      }
+      tx.exec_params0(kUpdateSettled, BigintArray(t_id), BigintArray(t_state), BigintArray(t_gs),
+                      BigintArray(t_billed), BigintArray(t_sub), BigintArray(t_records),
+                      absl::ToUnixMicros(now));
+      for (const auto& [program, ls] : spend) {
+        tx.exec_params0(
+            "UPDATE program_monthly_spend SET spent_fen = $3 WHERE program_id = $1 AND "
+            "month = $2::date AND spent_fen <> $3",
+            program, month_text, ls.second);
+      }
+      tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
+                      TextArray(k_response));
+      return absl::OkStatus();
+    });
+  };
+  absl::Status status = run(ops);
+  if (status.ok()) return;
+  if (ops.size() == 1) {
+    ops[0]->requeue = false;
+    ops[0]->result = status;
+    return;
+  }
+  for (UsageOp* op : ops) {
+    std::vector<UsageOp*> one{op};
+    absl::Status alone = run(one);
+    if (!alone.ok()) {
+      op->requeue = false;
+      op->result = alone;
+    }
+  }
+}
+
+// --- Construction. ---
+
+RedemptionStore::RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOptions options)
+    : pool_(pool), batch_pool_(batch_pool), options_([&] {
+        // Times are kept to the microsecond, as PostgreSQL stores them and vouchers sign them.
+        options.clock = [clock = std::move(options.clock)] {
+          return absl::FromUnixMicros(absl::ToUnixMicros(clock()));
+        };
+        return std::move(options);
+      }()) {
+  compute_queue_ = std::make_unique<Queue<ComputeOp>>(
+      options_, [this](std::vector<ComputeOp*>& ops) { ExecuteComputeBatch(ops); });
+  usage_queue_ = std::make_unique<Queue<UsageOp>>(
+      options_, [this](std::vector<UsageOp*>& ops) { ExecuteUsageBatch(ops); });
+}
+
+RedemptionStore::~RedemptionStore() = default;
+
+int64_t RedemptionStore::batches_committed() const {
+  return compute_queue_->batches() + usage_queue_->batches();
+}
+
+// --- Operator and enterprise decisions. ---
+
+absl::StatusOr<std::string> RedemptionStore::Confirm(const IdempotencyKey& key, int64_t id,
+                                                     const std::string& datacenter_scope,
+                                                     const Encoder<RedemptionRecord>& encode) {
+  return RunIdempotent(pool_, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
+    const absl::Time now = options_.clock();
+    VCH_ASSIGN_OR_RETURN(RedemptionRecord r,
+                         LoadRedemption(tx, id, {.datacenter_id = datacenter_scope}, true));
+    if (r.state != RedemptionState::kPlaced) {
+      return StateError(r, "REDEMPTION_NOT_PLACED", "only a PLACED redemption can be confirmed");
+    }
+    pqxx::result consumed = tx.exec_params(
+        "UPDATE capacity_holds SET state = 3, resolved_at = vch_ts($2) "
+        "WHERE id = $1 AND state = 1 AND expires_at > vch_ts($2) "
+        "RETURNING datacenter_id, pool_id, gpus",
+        r.capacity_hold_id, absl::ToUnixMicros(now));
+    if (now >= r.expires_at || consumed.empty()) {
+      return DomainError(absl::StatusCode::kFailedPrecondition, "PLACEMENT_EXPIRED",
+                         absl::StrCat("the placement of redemption ", id, " expired at ",
+                                      absl::FormatTime(r.expires_at, absl::UTCTimeZone())));
+    }
+    tx.exec_params0(
+        "UPDATE gpu_pools SET gpus_held = gpus_held - $3 WHERE datacenter_id = $1 AND id = $2",
+        consumed[0][0].as<std::string>(), consumed[0][1].as<std::string>(),
+        consumed[0][2].as<int>());
+    tx.exec_params0("UPDATE redemptions SET state = 2, updated_at = vch_ts($2) WHERE id = $1", id,
+                    absl::ToUnixMicros(now));
+    r.state = RedemptionState::kConfirmed;
+    r.updated_at = now;
+    return encode(r);
+  });
+}
+
+absl::StatusOr<std::string> RedemptionStore::Cancel(const IdempotencyKey& key, int64_t id,
+                                                    const std::string& uscc_scope,
+                                                    const std::string& reason,
+                                                    const Encoder<RedemptionRecord>& encode) {
+  return RunIdempotent(pool_, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
+    const absl::Time now = options_.clock();
+    VCH_ASSIGN_OR_RETURN(RedemptionRecord r, LoadRedemption(tx, id, {.uscc = uscc_scope}, true));
+    if (r.state != RedemptionState::kPlaced && r.state != RedemptionState::kConfirmed) {
+      return StateError(r, "REDEMPTION_NOT_CANCELLABLE",
+                        "only PLACED or CONFIRMED redemptions without usage can be cancelled");
+    }
+    ReleaseCapacityInTx(tx, r.capacity_hold_id, now);
+    VCH_RETURN_IF_ERROR(VoidHoldsInTx(tx, {r}, "cancelled", now));
+    tx.exec_params0(
+        "UPDATE redemptions SET state = 5, state_reason = $2, updated_at = vch_ts($3) "
+        "WHERE id = $1",
+        id, reason, absl::ToUnixMicros(now));
+    r.state = RedemptionState::kCancelled;
+    r.state_reason = reason;
+    r.remaining_hold_fen = 0;
+    r.updated_at = now;
+    return encode(r);
+  });
+}
+
+absl::StatusOr<std::string> RedemptionStore::Reject(const IdempotencyKey& key, int64_t id,
+                                                    const std::string& datacenter_scope,
+                                                    const std::string& reason,
+                                                    std::optional<ComputeRequest> replacement,
+                                                    const Encoder<RejectOutcome>& encode) {
+  return RunIdempotent(pool_, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
+    const absl::Time now = options_.clock();
+    VCH_ASSIGN_OR_RETURN(RedemptionRecord r,
+                         LoadRedemption(tx, id, {.datacenter_id = datacenter_scope}, true));
+    if (r.state != RedemptionState::kPlaced) {
+      return StateError(r, "REDEMPTION_NOT_PLACED", "only a PLACED redemption can be rejected");
+    }
+    ReleaseCapacityInTx(tx, r.capacity_hold_id, now);
+    VCH_RETURN_IF_ERROR(VoidHoldsInTx(tx, {r}, "rejected", now));
+    tx.exec_params0(
+        "UPDATE redemptions SET state = 7, state_reason = $2, updated_at = vch_ts($3) "
+        "WHERE id = $1",
+        id, reason, absl::ToUnixMicros(now));
+    RejectOutcome out;
+    r.state = RedemptionState::kRejected;
+    r.state_reason = reason;
+    r.remaining_hold_fen = 0;
+    r.updated_at = now;
+    if (r.replaces == 0 && replacement.has_value()) {
+      // Placed once more, never at the refusing site; the outcome is stored with the
+      // rejection's key, so the replacement's own response is not.
+      Encoder<ComputeOutcome> keep = [&](const ComputeOutcome& o) {
+        out.replaced = o.placed;
+        out.replacement = o.redemption;
+        out.decision = o.decision;
+        return std::string();
+      };
+      ComputeOp op;
+      op.request = std::move(*replacement);
+      op.request.key = {.scope = kSystemScope,
+                        .request_id = absl::StrCat("replace-", id),
+                        .request_hash = ""};
+      op.request.exclude_datacenter = r.datacenter_id;
+      op.request.replaces = id;
+      op.encode = &keep;
+      std::vector<ComputeOp*> ops{&op};
+      ComputeInTx(tx, options_, false, ops, now);
+      if (op.requeue) {  // lost a race for the last GPUs: report it like a full pool
+        out.replaced = false;
+        out.decision = {};
+        out.decision.excluded[static_cast<int>(policy::ExclusionReason::kInsufficientGpus)] = 1;
+      } else if (!op.result.ok()) {
+        // The replacement was refused (e.g. the award cannot cover it): the rejection stands.
+        out.replaced = false;
+        out.decision = {};
+      }
+      if (out.replaced) {
+        tx.exec_params0("UPDATE redemptions SET replaced_by = $2 WHERE id = $1", id,
+                        out.replacement.id);
+        r.replaced_by = out.replacement.id;
+      }
+    }
+    out.rejected = r;
+    return encode(out);
+  });
+}
+
+absl::StatusOr<int64_t> RedemptionStore::ExpirePlacements(absl::Time now) {
+  now = absl::FromUnixMicros(absl::ToUnixMicros(now));
+  int64_t total = 0;
+  while (true) {
+    int64_t chunk = 0;
+    VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+      chunk = 0;
+      pqxx::result due = tx.exec_params(
+          absl::StrCat(kRedemptionSelect,
+                       " WHERE r.state = 1 AND r.expires_at <= vch_ts($1) "
+                       "ORDER BY r.id LIMIT 500 FOR UPDATE OF r SKIP LOCKED"),
+          absl::ToUnixMicros(now));
+      if (due.empty()) return absl::OkStatus();
+      std::vector<RedemptionRecord> rs;
+      std::vector<int64_t> ids;
+      for (const pqxx::row& row : due) {
+        rs.push_back(ParseRedemption(row));
+        ids.push_back(rs.back().id);
+      }
+      for (const RedemptionRecord& r : rs) ReleaseCapacityInTx(tx, r.capacity_hold_id, now);
+      VCH_RETURN_IF_ERROR(VoidHoldsInTx(tx, rs, "expired", now));
+      tx.exec_params0(
+          "UPDATE redemptions SET state = 6, updated_at = vch_ts($2) WHERE id = ANY($1::bigint[])",
+          BigintArray(ids), absl::ToUnixMicros(now));
+      chunk = static_cast<int64_t>(rs.size());
+      return absl::OkStatus();
+    }));
+    total += chunk;
+    if (chunk < 500) return total;
+  }
+}
+
+// --- Reads. ---
+
+absl::StatusOr<RedemptionRecord> RedemptionStore::Get(int64_t id, const RedemptionScope& scope) {
+  std::optional<RedemptionRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    VCH_ASSIGN_OR_RETURN(out, LoadRedemption(tx, id, scope, false));
+    return absl::OkStatus();
+  }));
+  return *out;
+}
+
+absl::StatusOr<std::vector<RedemptionRecord>> RedemptionStore::List(const Filter& f,
+                                                                    const RedemptionScope& scope) {
+  std::vector<RedemptionRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    for (const pqxx::row& r : tx.exec_params(
+             absl::StrCat(kRedemptionSelect, " WHERE", kScopeClause,
+                          " AND ($5 = '' OR r.program_id = $5) AND ($6 = '' OR r.uscc = $6) "
+                          "AND ($7 = '' OR r.datacenter_id = $7) AND ($8 = 0 OR r.state = $8) "
+                          "AND ($1 = 0 OR r.id < $1) ORDER BY r.id DESC LIMIT $9"),
+             f.before_id, scope.uscc, scope.datacenter_id, scope.issuer_id, f.program_id, f.uscc,
+             f.datacenter_id, f.state ? static_cast<int>(*f.state) : 0, f.limit)) {
+      out.push_back(ParseRedemption(r));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<RedemptionRecord>> RedemptionStore::ListPending(
+    const std::string& datacenter_id, int64_t after_id, int limit) {
+  std::vector<RedemptionRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    for (const pqxx::row& r : tx.exec_params(
+             absl::StrCat(kRedemptionSelect,
+                          " WHERE r.state = 1 AND ($1 = '' OR r.datacenter_id = $1) AND r.id > $2 "
+                          "ORDER BY r.id LIMIT $3"),
+             datacenter_id, after_id, limit)) {
+      out.push_back(ParseRedemption(r));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+// --- Payouts. ---
+
+absl::StatusOr<std::string> RedemptionStore::CreatePayout(const IdempotencyKey& key,
+                                                          const PayoutRequest& req,
+                                                          const Encoder<PayoutRecord>& encode) {
+  return RunIdempotent(pool_, key, [&](pqxx::dbtransaction& tx) -> absl::StatusOr<std::string> {
+    const absl::Time now = options_.clock();
+    pqxx::result program = tx.exec_params(
+        "SELECT issuer_id FROM programs WHERE id = $1 AND ($2 = '' OR issuer_id = $2)",
+        req.program_id, req.issuer_scope);
+    if (program.empty()) {
+      return DomainError(absl::StatusCode::kNotFound, "PROGRAM_NOT_FOUND",
+                         absl::StrCat("program ", req.program_id, " not found"));
+    }
+    const std::string issuer = program[0][0].as<std::string>();
+    const int kind = static_cast<int>(req.payee_kind);
+    // One payout at a time per program and payee: the lines it takes are then exactly the
+    // unpaid ones.
+    tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 42))",
+                   absl::StrCat("payout\x1f", req.program_id, "\x1f", kind, "\x1f", req.payee));
+    pqxx::result lines = tx.exec_params(
+        "SELECT u.redemption_id, u.usage_id, u.subsidy_fen FROM usage_records u "
+        "LEFT JOIN payout_lines l ON l.redemption_id = u.redemption_id AND l.usage_id = u.usage_id "
+        "WHERE u.program_id = $1 AND u.settlement_style = $2 AND u.subsidy_fen > 0 "
+        "AND (CASE WHEN $2 = 1 THEN u.datacenter_id ELSE u.uscc END) = $3 "
+        "AND u.settled_at >= vch_ts($4) AND u.settled_at < vch_ts($5) AND l.payout_id IS NULL "
+        "ORDER BY u.seq",
+        req.program_id, kind, req.payee, absl::ToUnixMicros(req.period_start),
+        absl::ToUnixMicros(req.period_end));
+    if (lines.empty()) {
+      return DomainError(absl::StatusCode::kFailedPrecondition, "NOTHING_TO_PAY",
+                         "no settled, unpaid claims of this payee in the program and period");
+    }
+    std::vector<int64_t> l_rid;
+    std::vector<std::string> l_uid;
+    int64_t amount = 0;
+    for (const pqxx::row& r : lines) {
+      l_rid.push_back(r[0].as<int64_t>());
+      l_uid.push_back(r[1].as<std::string>());
+      VCH_ASSIGN_OR_RETURN(amount, policy::CheckedAddFen(amount, r[2].as<int64_t>()));
+    }
+    const char* from_kind = req.payee_kind == PayeeKind::kDatacenter ? "RECEIVABLE" : "PAYABLE";
+    pqxx::result from = tx.exec_params(
+        "SELECT id FROM ledger_accounts WHERE program_id = $1 AND kind = $2 AND owner = $3",
+        req.program_id, from_kind, req.payee);
+    tx.exec_params0(
+        "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner, flags) "
+        "VALUES ($1, $2, 'PAID', $3, 0) "
+        "ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING",
+        req.program_id, issuer, req.payee);
+    const int64_t to = tx.exec_params1("SELECT id FROM ledger_accounts WHERE program_id = $1 AND "
+                                       "kind = 'PAID' AND owner = $2",
+                                       req.program_id, req.payee)[0]
+                           .as<int64_t>();
+    if (from.empty()) return absl::InternalError("claims without a receivable account");
+    const int64_t id = tx.exec1("SELECT nextval('payout_id_seq')")[0].as<int64_t>();
+    TransferSubmission s;
+    s.request_scope = kSystemScope;
+    s.request_id = absl::StrCat("payout-", id);
+    s.transfer.kind = TransferKind::kPayout;
+    s.transfer.debit_account_id = from[0][0].as<int64_t>();
+    s.transfer.credit_account_id = to;
+    s.transfer.amount_fen = amount;
+    s.metadata_json = absl::StrCat(R"({"payout":)", id, "}");
+    std::vector<PendingTransfer> pending{{&s, TransferRequestHash(s)}};
+    std::vector<absl::StatusOr<TransferResult>> paid =
+        ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now));
+    if (!paid[0].ok()) return paid[0].status();
+    PayoutRecord p{.id = id,
+                   .program_id = req.program_id,
+                   .issuer_id = issuer,
+                   .payee_kind = req.payee_kind,
+                   .payee = req.payee,
+                   .period_start = req.period_start,
+                   .period_end = req.period_end,
+                   .amount_fen = amount,
+                   .lines = static_cast<int32_t>(lines.size()),
+                   .transfer_id = paid[0]->outcome.transfer_id,
+                   .created_by = req.actor,
+                   .created_at = now};
+    tx.exec_params0(
+        "INSERT INTO payouts (id, program_id, issuer_id, payee_kind, payee, period_start, "
+        "period_end, amount_fen, lines, transfer_id, created_by, request_scope, request_id, "
+        "created_at) VALUES ($1, $2, $3, $4, $5, vch_ts($6), vch_ts($7), $8, $9, $10, $11, $12, "
+        "$13, vch_ts($14))",
+        id, p.program_id, issuer, kind, p.payee, absl::ToUnixMicros(p.period_start),
+        absl::ToUnixMicros(p.period_end), amount, p.lines, p.transfer_id, p.created_by, key.scope,
+        key.request_id, absl::ToUnixMicros(now));
+    tx.exec_params0(
+        "INSERT INTO payout_lines (payout_id, redemption_id, usage_id) "
+        "SELECT $1, rid, uid FROM unnest($2::bigint[], $3::text[]) AS t(rid, uid)",
+        id, BigintArray(l_rid), TextArray(l_uid));
+    return encode(p);
+  });
+}
+
+absl::StatusOr<PayoutRecord> RedemptionStore::GetPayout(int64_t id, const RedemptionScope& scope) {
+  std::optional<PayoutRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    pqxx::result r = tx.exec_params(
+        absl::StrCat(kPayoutColumns,
+                     " WHERE id = $1 AND ($2 = '' OR issuer_id = $2) AND "
+                     "($3 = '' OR (payee_kind = 1 AND payee = $3)) AND "
+                     "($4 = '' OR (payee_kind = 2 AND payee = $4))"),
+        id, scope.issuer_id, scope.datacenter_id, scope.uscc);
+    if (r.empty()) {
+      return DomainError(absl::StatusCode::kNotFound, "PAYOUT_NOT_FOUND",
+                         absl::StrCat("payout ", id, " not found"));
+    }
+    out = ParsePayout(r[0]);
+    return absl::OkStatus();
+  }));
+  return *out;
+}
+
+absl::StatusOr<std::vector<PayoutRecord>> RedemptionStore::ListPayouts(
+    const PayoutFilter& f, const RedemptionScope& scope) {
+  std::vector<PayoutRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    for (const pqxx::row& r : tx.exec_params(
+             absl::StrCat(kPayoutColumns,
+                          " WHERE ($1 = 0 OR id < $1) AND ($2 = '' OR issuer_id = $2) AND "
+                          "($3 = '' OR (payee_kind = 1 AND payee = $3)) AND "
+                          "($4 = '' OR (payee_kind = 2 AND payee = $4)) AND "
+                          "($5 = '' OR program_id = $5) AND ($6 = 0 OR payee_kind = $6) AND "
+                          "($7 = '' OR payee = $7) ORDER BY id DESC LIMIT $8"),
+             f.before_id, scope.issuer_id, scope.datacenter_id, scope.uscc, f.program_id,
+             f.payee_kind ? static_cast<int>(*f.payee_kind) : 0, f.payee, f.limit)) {
+      out.push_back(ParsePayout(r));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<UsageRecord>> RedemptionStore::ListPayoutLines(int64_t payout_id,
+                                                                         int64_t after_seq,
+                                                                         int limit) {
+  std::vector<UsageRecord> out;
+  VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    for (const pqxx::row& r : tx.exec_params(
+             absl::StrCat(kUsageSelect, " WHERE l.payout_id = $1 AND u.seq > $2 ORDER BY u.seq "
+                                        "LIMIT $3"),
+             payout_id, after_seq, limit)) {
+      out.push_back(ParseUsage(r));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace vch::storage
