@@ -103,7 +103,9 @@ CREATE TABLE redemptions (
   CONSTRAINT redemptions_replaced_only_when_rejected CHECK (replaced_by IS NULL OR state = 7),
   CONSTRAINT redemptions_request_once UNIQUE (request_scope, request_id),
   CONSTRAINT redemptions_hold_once UNIQUE (hold_transfer_id),
-  CONSTRAINT redemptions_capacity_hold_once UNIQUE (capacity_hold_id)
+  CONSTRAINT redemptions_capacity_hold_once UNIQUE (capacity_hold_id),
+  CONSTRAINT redemptions_pool_fkey FOREIGN KEY (datacenter_id, pool_id)
+    REFERENCES gpu_pools (datacenter_id, id)
 );
 CREATE INDEX redemptions_enterprise ON redemptions (uscc, id);
 CREATE INDEX redemptions_program ON redemptions (program_id, id);
@@ -121,13 +123,15 @@ BEGIN
     RAISE EXCEPTION 'APPEND_ONLY: redemptions are never deleted' USING ERRCODE = 'VC001';
   END IF;
   IF ROW(NEW.id, NEW.program_id, NEW.issuer_id, NEW.uscc, NEW.datacenter_id, NEW.pool_id,
-         NEW.gpus, NEW.hours, NEW.price_fen_per_gpu_hour, NEW.ratio_bps, NEW.settlement_style,
+         NEW.accelerator_model, NEW.fp8_required, NEW.domestic_required, NEW.min_memory_gib,
+         NEW.max_price_fen_per_gpu_hour, NEW.preferred_region_prefix, NEW.gpus, NEW.hours, NEW.price_fen_per_gpu_hour, NEW.ratio_bps, NEW.settlement_style,
          NEW.estimated_bill_fen, NEW.held_fen, NEW.hold_transfer_id, NEW.capacity_hold_id,
          NEW.expires_at, NEW.replaces, NEW.generation, NEW.voucher_key_id,
          NEW.voucher_signature, NEW.request_scope, NEW.request_id, NEW.created_at)
      IS DISTINCT FROM
      ROW(OLD.id, OLD.program_id, OLD.issuer_id, OLD.uscc, OLD.datacenter_id, OLD.pool_id,
-         OLD.gpus, OLD.hours, OLD.price_fen_per_gpu_hour, OLD.ratio_bps, OLD.settlement_style,
+         OLD.accelerator_model, OLD.fp8_required, OLD.domestic_required, OLD.min_memory_gib,
+         OLD.max_price_fen_per_gpu_hour, OLD.preferred_region_prefix, OLD.gpus, OLD.hours, OLD.price_fen_per_gpu_hour, OLD.ratio_bps, OLD.settlement_style,
          OLD.estimated_bill_fen, OLD.held_fen, OLD.hold_transfer_id, OLD.capacity_hold_id,
          OLD.expires_at, OLD.replaces, OLD.generation, OLD.voucher_key_id,
          OLD.voucher_signature, OLD.request_scope, OLD.request_id, OLD.created_at) THEN
@@ -153,6 +157,35 @@ END
 $$;
 CREATE TRIGGER redemptions_guard BEFORE UPDATE OR DELETE ON redemptions
   FOR EACH ROW EXECUTE FUNCTION redemptions_guard();
+-- (After the row's own constraints.) A new redemption holds what it says: its HOLD transfer holds held_fen from a wallet of its
+-- program, its capacity hold is a HELD hold of its gpus in its pool, and a replacement replaces
+-- a rejected redemption of the same enterprise and program.
+CREATE FUNCTION redemptions_insert_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                 WHERE t.id = NEW.hold_transfer_id AND t.kind = 3 AND t.amount_fen = NEW.held_fen
+                   AND t.program_id = NEW.program_id) THEN
+    RAISE EXCEPTION 'REDEMPTION_HOLD_MISMATCH: transfer % is not a HOLD of % fen in program %',
+      NEW.hold_transfer_id, NEW.held_fen, NEW.program_id USING ERRCODE = 'VC043';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM capacity_holds h
+                 WHERE h.id = NEW.capacity_hold_id AND h.datacenter_id = NEW.datacenter_id
+                   AND h.pool_id = NEW.pool_id AND h.gpus = NEW.gpus AND h.state = 1) THEN
+    RAISE EXCEPTION 'REDEMPTION_HOLD_MISMATCH: capacity hold % is not a HELD hold of % GPUs in %/%',
+      NEW.capacity_hold_id, NEW.gpus, NEW.datacenter_id, NEW.pool_id USING ERRCODE = 'VC043';
+  END IF;
+  IF NEW.replaces IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM redemptions r WHERE r.id = NEW.replaces AND r.state = 7
+         AND r.uscc = NEW.uscc AND r.program_id = NEW.program_id AND r.generation = 0) THEN
+    RAISE EXCEPTION 'REDEMPTION_REPLACES_INVALID: % is not a rejected first placement of this request',
+      NEW.replaces USING ERRCODE = 'VC044';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER redemptions_insert_guard AFTER INSERT ON redemptions
+  FOR EACH ROW EXECUTE FUNCTION redemptions_insert_guard();
 CREATE TRIGGER redemptions_no_truncate BEFORE TRUNCATE ON redemptions
   FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();
 
@@ -168,7 +201,7 @@ CREATE TABLE usage_records (
   issuer_id              text NOT NULL,
   uscc                   text NOT NULL,
   datacenter_id          text NOT NULL,
-  settlement_style       smallint NOT NULL,
+  settlement_style       smallint NOT NULL CONSTRAINT usage_records_settlement_style_known CHECK (settlement_style IN (1, 2)),
   gpu_seconds            bigint NOT NULL CONSTRAINT usage_records_gpu_seconds_nonnegative CHECK (gpu_seconds >= 0),
   start_at               timestamptz NOT NULL,
   end_at                 timestamptz NOT NULL,
@@ -200,6 +233,26 @@ CREATE INDEX usage_records_datacenter_claims ON usage_records (program_id, datac
   WHERE settlement_style = 1 AND subsidy_fen > 0;
 CREATE INDEX usage_records_enterprise_claims ON usage_records (program_id, uscc, settled_at)
   WHERE settlement_style = 2 AND subsidy_fen > 0;
+-- (After the row's own constraints.) A usage record settles on its redemption's terms: the copies it carries (for payouts and
+-- reports) are the redemption's own.
+CREATE FUNCTION usage_records_match_redemption() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM redemptions r
+                 WHERE r.id = NEW.redemption_id AND r.program_id = NEW.program_id
+                   AND r.issuer_id = NEW.issuer_id AND r.uscc = NEW.uscc
+                   AND r.datacenter_id = NEW.datacenter_id
+                   AND r.settlement_style = NEW.settlement_style
+                   AND r.price_fen_per_gpu_hour = NEW.price_fen_per_gpu_hour
+                   AND r.ratio_bps = NEW.ratio_bps) THEN
+    RAISE EXCEPTION 'USAGE_TERMS_MISMATCH: usage record % of redemption % does not carry its terms',
+      NEW.usage_id, NEW.redemption_id USING ERRCODE = 'VC045';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER usage_records_match_redemption AFTER INSERT ON usage_records
+  FOR EACH ROW EXECUTE FUNCTION usage_records_match_redemption();
 CREATE TRIGGER usage_records_append_only BEFORE UPDATE OR DELETE ON usage_records
   FOR EACH ROW EXECUTE FUNCTION vch_forbid_mutation();
 CREATE TRIGGER usage_records_no_truncate BEFORE TRUNCATE ON usage_records
@@ -214,6 +267,26 @@ CREATE TABLE program_monthly_spend (
   CONSTRAINT program_monthly_spend_pkey PRIMARY KEY (program_id, month),
   CONSTRAINT program_monthly_spend_within_limit CHECK (spent_fen <= limit_fen)
 );
+
+-- Spend only grows, the limit is the program's (fixed once open), rows are never deleted.
+CREATE FUNCTION program_monthly_spend_forward_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'APPEND_ONLY: monthly spend is never deleted' USING ERRCODE = 'VC001';
+  END IF;
+  IF NEW.program_id <> OLD.program_id OR NEW.month <> OLD.month OR NEW.limit_fen <> OLD.limit_fen
+     OR NEW.spent_fen < OLD.spent_fen THEN
+    RAISE EXCEPTION 'MONTHLY_SPEND_IMMUTABLE: monthly spend of % in % only grows', OLD.program_id,
+      OLD.month USING ERRCODE = 'VC046';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER program_monthly_spend_forward_only BEFORE UPDATE OR DELETE ON program_monthly_spend
+  FOR EACH ROW EXECUTE FUNCTION program_monthly_spend_forward_only();
+CREATE TRIGGER program_monthly_spend_no_truncate BEFORE TRUNCATE ON program_monthly_spend
+  FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();
 
 -- Payouts: settled claims of one program and period, paid by one PAYOUT transfer.
 CREATE SEQUENCE payout_id_seq;
@@ -259,29 +332,57 @@ CREATE TRIGGER payout_lines_no_truncate BEFORE TRUNCATE ON payout_lines
   FOR EACH STATEMENT EXECUTE FUNCTION vch_forbid_mutation();
 
 -- At commit, a payout pays exactly its lines: the amount is the sum of their subsidies, each
--- line is a claim of the payout's program and payee, and the count matches.
-CREATE FUNCTION payouts_match_lines() RETURNS trigger
+-- line is a claim of the payout's program and payee settled within its period, the payout's
+-- issuer is the program's, and the count matches.
+CREATE FUNCTION payout_matches_lines(payout bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
+  p payouts%ROWTYPE;
   total numeric;
   n integer;
   foreign_lines integer;
 BEGIN
+  SELECT * INTO p FROM payouts WHERE id = payout;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'PAYOUT_MISMATCH: payout % does not exist', payout USING ERRCODE = 'VC042';
+  END IF;
   SELECT COALESCE(sum(u.subsidy_fen), 0), count(*),
-         count(*) FILTER (WHERE u.program_id <> NEW.program_id
-           OR u.settlement_style <> NEW.payee_kind
-           OR (NEW.payee_kind = 1 AND u.datacenter_id <> NEW.payee)
-           OR (NEW.payee_kind = 2 AND u.uscc <> NEW.payee)
+         count(*) FILTER (WHERE u.program_id <> p.program_id
+           OR u.settlement_style <> p.payee_kind
+           OR (p.payee_kind = 1 AND u.datacenter_id <> p.payee)
+           OR (p.payee_kind = 2 AND u.uscc <> p.payee)
+           OR u.settled_at < p.period_start OR u.settled_at >= p.period_end
            OR u.subsidy_fen = 0)
     INTO total, n, foreign_lines
     FROM payout_lines l JOIN usage_records u USING (redemption_id, usage_id)
-   WHERE l.payout_id = NEW.id;
-  IF total <> NEW.amount_fen OR n <> NEW.lines OR foreign_lines <> 0 THEN
+   WHERE l.payout_id = payout;
+  IF total <> p.amount_fen OR n <> p.lines OR foreign_lines <> 0
+     OR NOT EXISTS (SELECT 1 FROM programs g WHERE g.id = p.program_id AND g.issuer_id = p.issuer_id) THEN
     RAISE EXCEPTION 'PAYOUT_MISMATCH: payout % pays % fen over % lines, its lines add up to % over %',
-      NEW.id, NEW.amount_fen, NEW.lines, total, n USING ERRCODE = 'VC042';
+      payout, p.amount_fen, p.lines, total, n USING ERRCODE = 'VC042';
   END IF;
+END
+$$;
+CREATE FUNCTION payouts_match_lines() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM payout_matches_lines(NEW.id);
   RETURN NULL;
 END
 $$;
 CREATE CONSTRAINT TRIGGER payouts_match_lines AFTER INSERT ON payouts
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION payouts_match_lines();
+-- Lines join a payout only in the transaction that wrote it (so the check above covers them).
+CREATE FUNCTION payout_lines_same_transaction() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM payouts p WHERE p.id = NEW.payout_id
+                   AND p.xmin::text::bigint = txid_current() % 4294967296) THEN
+    RAISE EXCEPTION 'PAYOUT_MISMATCH: lines join payout % only when it is written', NEW.payout_id
+      USING ERRCODE = 'VC042';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER payout_lines_same_transaction AFTER INSERT ON payout_lines
+  FOR EACH ROW EXECUTE FUNCTION payout_lines_same_transaction();

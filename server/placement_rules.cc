@@ -81,8 +81,7 @@ absl::StatusOr<ProgramPlacementRules> LoadPlacementRules(storage::PgPool& pool,
 }
 
 policy::PlacementRequest EngineRequest(const vch::v1::ComputeRequirement& r,
-                                       const ProgramPlacementRules& rules,
-                                       std::string request_id) {
+                                       const ProgramPlacementRules& rules, std::string request_id) {
   policy::PlacementRequest out;
   out.request_id = std::move(request_id);
   out.accelerator = {.model = r.accelerator_model(),

@@ -36,8 +36,7 @@ absl::StatusOr<ProgramPlacementRules> LoadPlacementRules(storage::PgPool& pool,
 
 // The engine's request for `r` under `rules`.
 policy::PlacementRequest EngineRequest(const vch::v1::ComputeRequirement& r,
-                                       const ProgramPlacementRules& rules,
-                                       std::string request_id);
+                                       const ProgramPlacementRules& rules, std::string request_id);
 
 void ToScore(const policy::ScoreBreakdown& s, vch::v1::ScoreBreakdown* out);
 // The exclusion counts of an unplaced decision, one entry per reason that excluded any pool.

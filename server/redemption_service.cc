@@ -4,9 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/status_macros.h"
+#include "policy/programs.h"
 #include "server/convert.h"
 #include "server/rpc.h"
-#include "policy/programs.h"
 
 namespace vch::server {
 namespace {
@@ -44,8 +44,9 @@ absl::Status RequireRole(const policy::Principal& p, std::initializer_list<Role>
 
 // The operator's datacenter, or "" for a platform admin acting for any site.
 absl::StatusOr<std::string> OperatorScope(const policy::Principal& p) {
-  VCH_RETURN_IF_ERROR(RequireRole(p, {Role::kOperator, Role::kPlatformAdmin},
-                                  "only the datacenter's operator (or a platform admin) may do this"));
+  VCH_RETURN_IF_ERROR(
+      RequireRole(p, {Role::kOperator, Role::kPlatformAdmin},
+                  "only the datacenter's operator (or a platform admin) may do this"));
   return p.role == Role::kOperator ? p.tenant : std::string();
 }
 
@@ -260,22 +261,23 @@ grpc::Status RedemptionServiceImpl::CancelRedemption(grpc::ServerContext* contex
 grpc::Status RedemptionServiceImpl::ListPendingPlacements(
     grpc::ServerContext* context, const v1::ListPendingPlacementsRequest* request,
     v1::ListPendingPlacementsResponse* response) {
-  return HandleRpc(context, "RedemptionService.ListPendingPlacements", [&](const CallContext& call) {
-    VCH_ASSIGN_OR_RETURN(std::string dc, OperatorScope(call.principal));
-    ViolationCollector v;
-    const int size = PageSize(request->page_size(), v);
-    std::optional<int64_t> after = DecodeIdToken(request->page_token(), dc, v);
-    VCH_RETURN_IF_ERROR(v.Finish());
-    VCH_ASSIGN_OR_RETURN(std::vector<RedemptionRecord> rows,
-                         store_.ListPending(dc, *after, size + 1));
-    for (int i = 0; i < static_cast<int>(rows.size()) && i < size; ++i) {
-      ToRedemption(rows[i], response->add_redemptions());
-    }
-    if (static_cast<int>(rows.size()) > size) {
-      response->set_next_page_token(EncodePageToken(absl::StrCat(rows[size - 1].id), dc));
-    }
-    return absl::OkStatus();
-  });
+  return HandleRpc(
+      context, "RedemptionService.ListPendingPlacements", [&](const CallContext& call) {
+        VCH_ASSIGN_OR_RETURN(std::string dc, OperatorScope(call.principal));
+        ViolationCollector v;
+        const int size = PageSize(request->page_size(), v);
+        std::optional<int64_t> after = DecodeIdToken(request->page_token(), dc, v);
+        VCH_RETURN_IF_ERROR(v.Finish());
+        VCH_ASSIGN_OR_RETURN(std::vector<RedemptionRecord> rows,
+                             store_.ListPending(dc, *after, size + 1));
+        for (int i = 0; i < static_cast<int>(rows.size()) && i < size; ++i) {
+          ToRedemption(rows[i], response->add_redemptions());
+        }
+        if (static_cast<int>(rows.size()) > size) {
+          response->set_next_page_token(EncodePageToken(absl::StrCat(rows[size - 1].id), dc));
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status RedemptionServiceImpl::ConfirmPlacement(grpc::ServerContext* context,
@@ -287,15 +289,14 @@ grpc::Status RedemptionServiceImpl::ConfirmPlacement(grpc::ServerContext* contex
     CheckRequestId(request->request_id(), v);
     if (request->id() <= 0) v.Add("id", "must be a redemption id");
     VCH_RETURN_IF_ERROR(v.Finish());
-    VCH_ASSIGN_OR_RETURN(
-        std::string bytes,
-        store_.Confirm(
-            IdempotencyKeyFor(call.principal, "ConfirmPlacement", *request, request->request_id()),
-            request->id(), dc, [](const RedemptionRecord& r) {
-              v1::ConfirmPlacementResponse out;
-              ToRedemption(r, out.mutable_redemption());
-              return out.SerializeAsString();
-            }));
+    VCH_ASSIGN_OR_RETURN(std::string bytes,
+                         store_.Confirm(IdempotencyKeyFor(call.principal, "ConfirmPlacement",
+                                                          *request, request->request_id()),
+                                        request->id(), dc, [](const RedemptionRecord& r) {
+                                          v1::ConfirmPlacementResponse out;
+                                          ToRedemption(r, out.mutable_redemption());
+                                          return out.SerializeAsString();
+                                        }));
     return ParseStored(bytes, response);
   });
 }
@@ -327,22 +328,21 @@ grpc::Status RedemptionServiceImpl::RejectPlacement(grpc::ServerContext* context
           EngineRequest(requirement, rules, absl::StrCat("replace-", current.id));
       replacement->hours = current.hours;
     }
-    VCH_ASSIGN_OR_RETURN(
-        std::string bytes,
-        store_.Reject(
-            IdempotencyKeyFor(call.principal, "RejectPlacement", *request, request->request_id()),
-            request->id(), dc, request->reason(), std::move(replacement),
-            [](const storage::RejectOutcome& o) {
-              v1::RejectPlacementResponse out;
-              ToRedemption(o.rejected, out.mutable_rejected());
-              out.set_replaced(o.replaced);
-              if (o.replaced) {
-                ToRedemption(o.replacement, out.mutable_replacement());
-              } else {
-                ToExclusions(o.decision, out.mutable_exclusions());
-              }
-              return out.SerializeAsString();
-            }));
+    VCH_ASSIGN_OR_RETURN(std::string bytes,
+                         store_.Reject(IdempotencyKeyFor(call.principal, "RejectPlacement",
+                                                         *request, request->request_id()),
+                                       request->id(), dc, request->reason(), std::move(replacement),
+                                       [](const storage::RejectOutcome& o) {
+                                         v1::RejectPlacementResponse out;
+                                         ToRedemption(o.rejected, out.mutable_rejected());
+                                         out.set_replaced(o.replaced);
+                                         if (o.replaced) {
+                                           ToRedemption(o.replacement, out.mutable_replacement());
+                                         } else {
+                                           ToExclusions(o.decision, out.mutable_exclusions());
+                                         }
+                                         return out.SerializeAsString();
+                                       }));
     return ParseStored(bytes, response);
   });
 }
@@ -419,19 +419,17 @@ grpc::Status RedemptionServiceImpl::CreatePayout(grpc::ServerContext* context,
     req.period_start = *start;
     req.period_end = *end;
     req.issuer_scope = call.principal.role == Role::kIssuerAdmin ? call.principal.tenant : "";
-    req.actor = call.principal.subject.empty()
-                    ? absl::StrCat(policy::RoleName(call.principal.role), ":",
-                                   call.principal.tenant)
-                    : call.principal.subject;
-    VCH_ASSIGN_OR_RETURN(
-        std::string bytes,
-        store_.CreatePayout(
-            IdempotencyKeyFor(call.principal, "CreatePayout", *request, request->request_id()),
-            req, [](const storage::PayoutRecord& p) {
-              v1::CreatePayoutResponse out;
-              ToPayout(p, out.mutable_payout());
-              return out.SerializeAsString();
-            }));
+    req.actor = call.principal.subject.empty() ? absl::StrCat(policy::RoleName(call.principal.role),
+                                                              ":", call.principal.tenant)
+                                               : call.principal.subject;
+    VCH_ASSIGN_OR_RETURN(std::string bytes,
+                         store_.CreatePayout(IdempotencyKeyFor(call.principal, "CreatePayout",
+                                                               *request, request->request_id()),
+                                             req, [](const storage::PayoutRecord& p) {
+                                               v1::CreatePayoutResponse out;
+                                               ToPayout(p, out.mutable_payout());
+                                               return out.SerializeAsString();
+                                             }));
     return ParseStored(bytes, response);
   });
 }
@@ -456,8 +454,8 @@ grpc::Status RedemptionServiceImpl::ListPayouts(grpc::ServerContext* context,
     if (!request->datacenter().empty() && !request->enterprise().empty()) {
       v.Add("enterprise", "filter by datacenter or by enterprise, not both");
     }
-    const std::string filters = absl::StrCat(request->program(), "|", request->datacenter(), "|",
-                                             request->enterprise());
+    const std::string filters =
+        absl::StrCat(request->program(), "|", request->datacenter(), "|", request->enterprise());
     std::optional<int64_t> before = DecodeIdToken(request->page_token(), filters, v);
     VCH_RETURN_IF_ERROR(v.Finish());
     storage::RedemptionStore::PayoutFilter f;

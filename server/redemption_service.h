@@ -38,16 +38,14 @@ class RedemptionServiceImpl final : public vch::v1::RedemptionService::Service {
   grpc::Status RejectPlacement(grpc::ServerContext* context,
                                const vch::v1::RejectPlacementRequest* request,
                                vch::v1::RejectPlacementResponse* response) override;
-  grpc::Status ReportUsage(grpc::ServerContext* context,
-                           const vch::v1::ReportUsageRequest* request,
+  grpc::Status ReportUsage(grpc::ServerContext* context, const vch::v1::ReportUsageRequest* request,
                            vch::v1::ReportUsageResponse* response) override;
   grpc::Status CreatePayout(grpc::ServerContext* context,
                             const vch::v1::CreatePayoutRequest* request,
                             vch::v1::CreatePayoutResponse* response) override;
   grpc::Status GetPayout(grpc::ServerContext* context, const vch::v1::GetPayoutRequest* request,
                          vch::v1::GetPayoutResponse* response) override;
-  grpc::Status ListPayouts(grpc::ServerContext* context,
-                           const vch::v1::ListPayoutsRequest* request,
+  grpc::Status ListPayouts(grpc::ServerContext* context, const vch::v1::ListPayoutsRequest* request,
                            vch::v1::ListPayoutsResponse* response) override;
   grpc::Status ListPayoutLines(grpc::ServerContext* context,
                                const vch::v1::ListPayoutLinesRequest* request,

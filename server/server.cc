@@ -21,8 +21,8 @@
 #include "server/metrics.h"
 #include "server/periodic_job.h"
 #include "server/placement_service.h"
-#include "server/redemption_service.h"
 #include "server/program_service.h"
+#include "server/redemption_service.h"
 #include "server/version.h"
 #include "storage/capacity_store.h"
 #include "storage/ledger_writer.h"
@@ -118,7 +118,8 @@ int RunServe(const VchdConfig& config) {
           : VoucherSigner::FromPemFile(config.voucher_key_file, config.voucher_key_id);
   if (!signer.ok()) return Fail(signer.status().message());
   if (config.voucher_key_file.empty()) {
-    Log(LogLevel::kWarning, "no --voucher-key-file: vouchers are signed with a key made for this run",
+    Log(LogLevel::kWarning,
+        "no --voucher-key-file: vouchers are signed with a key made for this run",
         {{"key_id", (*signer)->key_id()}});
   }
   // Redemptions batch on connections of their own: two writers per hot path.
@@ -127,13 +128,12 @@ int RunServe(const VchdConfig& config) {
   if (!redemption_pool.ok()) return Fail(redemption_pool.status().message());
   auto redemption_store = std::make_unique<storage::RedemptionStore>(
       **pool, **redemption_pool,
-      storage::RedemptionOptions{
-          .placement_ttl = config.capacity_hold_ttl,
-          .weights = {.utilization = config.placement_weight_utilization,
-                      .price = config.placement_weight_price,
-                      .region_preference = config.placement_weight_region,
-                      .max_report_age = config.placement_max_report_age},
-          .signer = signer->get()});
+      storage::RedemptionOptions{.placement_ttl = config.capacity_hold_ttl,
+                                 .weights = {.utilization = config.placement_weight_utilization,
+                                             .price = config.placement_weight_price,
+                                             .region_preference = config.placement_weight_region,
+                                             .max_report_age = config.placement_max_report_age},
+                                 .signer = signer->get()});
   RedemptionServiceImpl redemptions(**pool, *redemption_store, **signer);
   // Capacity holds lapse when neither confirmed nor released in time; so do unconfirmed
   // redemptions, releasing their credit holds too.

@@ -277,6 +277,26 @@ constexpr Check kChecks[] = {
     {"invariant 3: every HOLD has its hold row",
      "SELECT 'transfer ' || t.id, 'HOLD without a hold row' FROM ledger_transfers t "
      "LEFT JOIN ledger_holds h ON h.transfer_id = t.id WHERE t.kind = 3 AND h.transfer_id IS NULL"},
+    {"invariant 5: every settlement within the subsidy ratio",
+     "SELECT 'usage ' || redemption_id || '/' || usage_id, format('subsidy %s bill %s ratio %s', "
+     "subsidy_fen, bill_fen, ratio_bps) FROM usage_records "
+     "WHERE subsidy_fen::numeric * 10000 > bill_fen::numeric * ratio_bps "
+     "OR bill_fen <> subsidy_fen + copay_fen"},
+    {"invariant 5: each redemption's credit hold posted exactly what its usage settled",
+     "SELECT 'redemption ' || r.id, format('settled %s (%s in its row), hold posted %s', "
+     "COALESCE(u.subsidy, 0), r.subsidy_fen, h.posted_fen) FROM redemptions r "
+     "JOIN ledger_holds h ON h.transfer_id = r.hold_transfer_id "
+     "LEFT JOIN (SELECT redemption_id, sum(subsidy_fen) subsidy, sum(bill_fen) bill, count(*) n "
+     "  FROM usage_records GROUP BY redemption_id) u ON u.redemption_id = r.id "
+     "WHERE COALESCE(u.subsidy, 0) <> h.posted_fen OR COALESCE(u.subsidy, 0) <> r.subsidy_fen "
+     "OR COALESCE(u.bill, 0) <> r.billed_fen OR COALESCE(u.n, 0) <> r.usage_records"},
+    {"invariant 5: each payout paid exactly its lines",
+     "SELECT 'payout ' || p.id, format('amount %s, lines add up to %s', p.amount_fen, "
+     "COALESCE(l.total, 0)) FROM payouts p JOIN ledger_transfers t ON t.id = p.transfer_id "
+     "LEFT JOIN (SELECT pl.payout_id, sum(u.subsidy_fen) total FROM payout_lines pl "
+     "  JOIN usage_records u USING (redemption_id, usage_id) GROUP BY pl.payout_id) l "
+     "  ON l.payout_id = p.id "
+     "WHERE COALESCE(l.total, 0) <> p.amount_fen OR t.amount_fen <> p.amount_fen OR t.kind <> 7"},
     {"invariant 6: each request id takes effect once",
      "SELECT request_scope || '/' || request_id, count(*)::text FROM ledger_transfers "
      "GROUP BY request_scope, request_id HAVING count(*) > 1"},
@@ -288,7 +308,8 @@ constexpr Check kChecks[] = {
      "SELECT 'trigger ' || name, 'missing or disabled' FROM unnest(ARRAY["
      "'ledger_transfers_append_only', 'ledger_transfers_no_truncate', "
      "'ledger_holds_forward_only', 'ledger_holds_no_truncate', 'idempotency_keys_append_only', "
-     "'idempotency_keys_no_truncate']) AS name "
+     "'idempotency_keys_no_truncate', 'usage_records_append_only', 'usage_records_no_truncate', "
+     "'payouts_append_only', 'payout_lines_append_only', 'redemptions_guard']) AS name "
      "WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = name AND tgenabled <> 'D')"},
     {"invariant 8: stored balances equal balances recomputed from transfers",
      "WITH effects AS ("

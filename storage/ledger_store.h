@@ -94,8 +94,9 @@ struct LedgerVerification {
   std::vector<std::string> violations;
 };
 
-// Checks DESIGN §4's invariants 1, 2, 3, 6, 7 and 8 on one consistent snapshot (invariants 4
-// and 5 concern awards and settlements and are checked where those tables live).
+// Checks DESIGN §4's invariants 1, 2, 3, 5, 6, 7 and 8 on one consistent snapshot: for 5, every
+// settlement row within its ratio, each redemption's hold posted exactly what its usage records
+// settled, each payout paying exactly its lines. (Invariant 4 is the program_enterprises CHECK.)
 absl::StatusOr<LedgerVerification> VerifyLedger(PgPool& pool);
 
 }  // namespace vch::storage

@@ -31,6 +31,12 @@ constexpr ConstraintReason kConstraintReasons[] = {
     {"datacenters_pkey", absl::StatusCode::kAlreadyExists, "DATACENTER_EXISTS"},
     {"gpu_pools_pkey", absl::StatusCode::kAlreadyExists, "POOL_EXISTS"},
     {"gpu_pools_free_within_total", absl::StatusCode::kInvalidArgument, "GPUS_FREE_EXCEEDS_TOTAL"},
+    {"redemptions_request_once", absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED"},
+    {"usage_records_pkey", absl::StatusCode::kAlreadyExists, "USAGE_ID_REUSED"},
+    {"usage_records_one_final", absl::StatusCode::kFailedPrecondition, "REDEMPTION_SETTLED"},
+    {"program_monthly_spend_within_limit", absl::StatusCode::kFailedPrecondition,
+     "MONTHLY_LIMIT_REACHED"},
+    {"payout_lines_paid_once", absl::StatusCode::kAlreadyExists, "ALREADY_PAID"},
 };
 
 // Our triggers raise SQLSTATE class "VC" with a message "REASON: text".

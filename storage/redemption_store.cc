@@ -240,8 +240,8 @@ UsageRecord ParseUsage(const pqxx::row& r) {
   u.payout_id = r[19].as<int64_t>();
   const int payee_kind = r[20].as<int>();
   if (payee_kind != 0) {
-    u.payout_payee = absl::StrCat(payee_kind == 1 ? "datacenters/" : "enterprises/",
-                                  r[21].as<std::string>());
+    u.payout_payee =
+        absl::StrCat(payee_kind == 1 ? "datacenters/" : "enterprises/", r[21].as<std::string>());
   }
   u.settled_at = absl::FromUnixMicros(r[22].as<int64_t>());
   return u;
@@ -341,11 +341,11 @@ absl::Status VoidHoldsInTx(pqxx::dbtransaction& tx, const std::vector<Redemption
 
 absl::Status StateError(const RedemptionRecord& r, absl::string_view reason,
                         absl::string_view what) {
-  static const char* const kNames[] = {"",          "PLACED",    "CONFIRMED", "ACTIVE",
-                                       "SETTLED",   "CANCELLED", "EXPIRED",   "REJECTED"};
-  return DomainError(absl::StatusCode::kFailedPrecondition, reason,
-                     absl::StrCat("redemption ", r.id, " is ",
-                                  kNames[static_cast<int>(r.state)], ": ", what));
+  static const char* const kNames[] = {"",        "PLACED",    "CONFIRMED", "ACTIVE",
+                                       "SETTLED", "CANCELLED", "EXPIRED",   "REJECTED"};
+  return DomainError(
+      absl::StatusCode::kFailedPrecondition, reason,
+      absl::StrCat("redemption ", r.id, " is ", kNames[static_cast<int>(r.state)], ": ", what));
 }
 
 // One batch's view of the idempotency keys it carries: stored responses by (scope, id).
@@ -576,9 +576,10 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next).
   std::vector<const IdempotencyKey*> keys;
   for (auto* op : ops) keys.push_back(&op->request.key);
-  const auto stored = store_keys ? FindKeys(tx, keys)
-                                     : std::map<std::pair<std::string, std::string>,
-                                                std::pair<std::string, std::string>>{};
+  const auto stored =
+      store_keys
+          ? FindKeys(tx, keys)
+          : std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>{};
   std::set<std::pair<std::string, std::string>> seen;
   std::vector<std::string> q_program, q_uscc;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -668,10 +669,10 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     for (policy::PoolState& p : pools) {
       if (p.pool_id == decision.pool_id) pool = &p;
     }
-    const int32_t ratio = policy::EffectiveRatioBps(pf.ratio_bps, pf.domestic_ratio_bps,
-                                                    pool->domestic);
-    absl::StatusOr<policy::Estimate> estimate = policy::EstimateHold(
-        req.placement.gpus, req.hours, pool->price_fen_per_gpu_hour, ratio);
+    const int32_t ratio =
+        policy::EffectiveRatioBps(pf.ratio_bps, pf.domestic_ratio_bps, pool->domestic);
+    absl::StatusOr<policy::Estimate> estimate =
+        policy::EstimateHold(req.placement.gpus, req.hours, pool->price_fen_per_gpu_hour, ratio);
     if (!estimate.ok()) {
       fail(i, estimate.status());
       continue;
@@ -713,8 +714,8 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   std::vector<std::string> l_dc, l_pool;
   std::set<std::pair<std::string, std::string>> chosen;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (d[i].active) chosen.insert({d[i].outcome.redemption.datacenter_id,
-                                    d[i].outcome.redemption.pool_id});
+    if (d[i].active)
+      chosen.insert({d[i].outcome.redemption.datacenter_id, d[i].outcome.redemption.pool_id});
   }
   if (chosen.empty()) return;
   for (const auto& [dc, p] : chosen) {
@@ -758,8 +759,8 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   tx.exec_params0(kEnsureAccounts, TextArray(a_program), TextArray(a_issuer), TextArray(a_kind),
                   TextArray(a_owner));
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
-  for (const pqxx::row& r : tx.exec_params(kFindAccounts, TextArray(a_program), TextArray(a_kind),
-                                           TextArray(a_owner))) {
+  for (const pqxx::row& r :
+       tx.exec_params(kFindAccounts, TextArray(a_program), TextArray(a_kind), TextArray(a_owner))) {
     accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
         r[3].as<int64_t>();
   }
@@ -868,9 +869,9 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
                   BigintArray(r_max_price), TextArray(r_region), BigintArray(r_gpus),
                   BigintArray(r_hours), BigintArray(r_price), BigintArray(r_ratio),
                   BigintArray(r_style), BigintArray(r_bill), BigintArray(r_held),
-                  BigintArray(r_hold), BigintArray(c_id), BigintArray(r_replaces),
-                  TextArray(r_key), TextArray(r_sig), TextArray(r_scope), TextArray(r_request),
-                  BigintArray(r_unused), expires_us, absl::ToUnixMicros(now));
+                  BigintArray(r_hold), BigintArray(c_id), BigintArray(r_replaces), TextArray(r_key),
+                  TextArray(r_sig), TextArray(r_scope), TextArray(r_request), BigintArray(r_unused),
+                  expires_us, absl::ToUnixMicros(now));
   if (!k_scope.empty()) {
     tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
                     TextArray(k_response));
@@ -961,11 +962,11 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
             "WHERE id = ANY($1::text[]) AND monthly_spend_limit_fen > 0 "
             "ON CONFLICT ON CONSTRAINT program_monthly_spend_pkey DO NOTHING",
             TextArray(p_ids), month_text);
-        for (const pqxx::row& r : tx.exec_params(
-                 "SELECT program_id, limit_fen, spent_fen FROM program_monthly_spend "
-                 "WHERE program_id = ANY($1::text[]) AND month = $2::date "
-                 "ORDER BY program_id FOR UPDATE",
-                 TextArray(p_ids), month_text)) {
+        for (const pqxx::row& r :
+             tx.exec_params("SELECT program_id, limit_fen, spent_fen FROM program_monthly_spend "
+                            "WHERE program_id = ANY($1::text[]) AND month = $2::date "
+                            "ORDER BY program_id FOR UPDATE",
+                            TextArray(p_ids), month_text)) {
           spend[r[0].as<std::string>()] = {r[1].as<int64_t>(), r[2].as<int64_t>()};
         }
       }
@@ -976,9 +977,8 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
         int n = 0;
         for (const UsageDecision& x : d) n += x.active ? 1 : 0;
         if (n > 0) {
-          for (const pqxx::row& r :
-               tx.exec_params("SELECT nextval('usage_record_seq') FROM generate_series(1, $1::int)",
-                              n)) {
+          for (const pqxx::row& r : tx.exec_params(
+                   "SELECT nextval('usage_record_seq') FROM generate_series(1, $1::int)", n)) {
             seqs.push_back(r[0].as<int64_t>());
           }
         }
@@ -1016,13 +1016,13 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
         int64_t room = -1;
         auto sp = spend.find(r.program_id);
         if (sp != spend.end()) room = sp->second.first - sp->second.second;
-        absl::StatusOr<policy::UsageSettlement> s = policy::SettleUsage(
-            {.gpu_seconds = in.gpu_seconds,
-             .price_fen_per_gpu_hour = r.price_fen_per_gpu_hour,
-             .ratio_bps = r.ratio_bps,
-             .remaining_hold_fen = r.remaining_hold_fen,
-             .monthly_room_fen = room,
-             .final = in.final});
+        absl::StatusOr<policy::UsageSettlement> s =
+            policy::SettleUsage({.gpu_seconds = in.gpu_seconds,
+                                 .price_fen_per_gpu_hour = r.price_fen_per_gpu_hour,
+                                 .ratio_bps = r.ratio_bps,
+                                 .remaining_hold_fen = r.remaining_hold_fen,
+                                 .monthly_room_fen = room,
+                                 .final = in.final});
         if (!s.ok()) {
           fail(s.status());
           continue;
@@ -1099,8 +1099,8 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
       // 7. Writes: usage records, redemption totals, monthly spend, idempotency keys.
       std::vector<int64_t> u_rid, u_seq, u_style, u_gs, u_start, u_end, u_price, u_ratio, u_bill,
           u_sub, u_copay, u_capped, u_post, u_release;
-      std::vector<std::string> u_id, u_program, u_issuer, u_uscc, u_dc, u_hash, k_scope,
-          k_request, k_hash, k_response;
+      std::vector<std::string> u_id, u_program, u_issuer, u_uscc, u_dc, u_hash, k_scope, k_request,
+          k_hash, k_response;
       std::vector<bool> u_final;
       for (size_t i = 0; i < group.size(); ++i) {
         if (!d[i].active) continue;
@@ -1142,13 +1142,12 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
         group[i]->result = std::move(response);
       }
       tx.exec_params0(kInsertUsage, BigintArray(u_rid), TextArray(u_id), BigintArray(u_seq),
-                      TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc),
-                      TextArray(u_dc), BigintArray(u_style), BigintArray(u_gs),
-                      BigintArray(u_start), BigintArray(u_end), BoolArray(u_final),
-                      BigintArray(u_price), BigintArray(u_ratio), BigintArray(u_bill),
-                      BigintArray(u_sub), BigintArray(u_copay), BigintArray(u_capped),
-                      BigintArray(u_post), BigintArray(u_release), TextArray(u_hash),
-                      absl::ToUnixMicros(now));
+                      TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc), TextArray(u_dc),
+                      BigintArray(u_style), BigintArray(u_gs), BigintArray(u_start),
+                      BigintArray(u_end), BoolArray(u_final), BigintArray(u_price),
+                      BigintArray(u_ratio), BigintArray(u_bill), BigintArray(u_sub),
+                      BigintArray(u_copay), BigintArray(u_capped), BigintArray(u_post),
+                      BigintArray(u_release), TextArray(u_hash), absl::ToUnixMicros(now));
       std::vector<int64_t> t_id, t_state, t_gs, t_billed, t_sub, t_records;
       for (int64_t id : touched) {
         const RedemptionRecord& r = redemptions[id];
@@ -1305,9 +1304,8 @@ absl::StatusOr<std::string> RedemptionStore::Reject(const IdempotencyKey& key, i
       };
       ComputeOp op;
       op.request = std::move(*replacement);
-      op.request.key = {.scope = kSystemScope,
-                        .request_id = absl::StrCat("replace-", id),
-                        .request_hash = ""};
+      op.request.key = {
+          .scope = kSystemScope, .request_id = absl::StrCat("replace-", id), .request_hash = ""};
       op.request.exclude_datacenter = r.datacenter_id;
       op.request.replaces = id;
       op.encode = &keep;
@@ -1340,11 +1338,11 @@ absl::StatusOr<int64_t> RedemptionStore::ExpirePlacements(absl::Time now) {
     int64_t chunk = 0;
     VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
       chunk = 0;
-      pqxx::result due = tx.exec_params(
-          absl::StrCat(kRedemptionSelect,
-                       " WHERE r.state = 1 AND r.expires_at <= vch_ts($1) "
-                       "ORDER BY r.id LIMIT 500 FOR UPDATE OF r SKIP LOCKED"),
-          absl::ToUnixMicros(now));
+      pqxx::result due =
+          tx.exec_params(absl::StrCat(kRedemptionSelect,
+                                      " WHERE r.state = 1 AND r.expires_at <= vch_ts($1) "
+                                      "ORDER BY r.id LIMIT 500 FOR UPDATE OF r SKIP LOCKED"),
+                         absl::ToUnixMicros(now));
       if (due.empty()) return absl::OkStatus();
       std::vector<RedemptionRecord> rs;
       std::vector<int64_t> ids;
@@ -1460,9 +1458,10 @@ absl::StatusOr<std::string> RedemptionStore::CreatePayout(const IdempotencyKey& 
         "VALUES ($1, $2, 'PAID', $3, 0) "
         "ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING",
         req.program_id, issuer, req.payee);
-    const int64_t to = tx.exec_params1("SELECT id FROM ledger_accounts WHERE program_id = $1 AND "
-                                       "kind = 'PAID' AND owner = $2",
-                                       req.program_id, req.payee)[0]
+    const int64_t to = tx.exec_params1(
+                             "SELECT id FROM ledger_accounts WHERE program_id = $1 AND "
+                             "kind = 'PAID' AND owner = $2",
+                             req.program_id, req.payee)[0]
                            .as<int64_t>();
     if (from.empty()) return absl::InternalError("claims without a receivable account");
     const int64_t id = tx.exec1("SELECT nextval('payout_id_seq')")[0].as<int64_t>();
@@ -1509,12 +1508,12 @@ absl::StatusOr<std::string> RedemptionStore::CreatePayout(const IdempotencyKey& 
 absl::StatusOr<PayoutRecord> RedemptionStore::GetPayout(int64_t id, const RedemptionScope& scope) {
   std::optional<PayoutRecord> out;
   VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
-    pqxx::result r = tx.exec_params(
-        absl::StrCat(kPayoutColumns,
-                     " WHERE id = $1 AND ($2 = '' OR issuer_id = $2) AND "
-                     "($3 = '' OR (payee_kind = 1 AND payee = $3)) AND "
-                     "($4 = '' OR (payee_kind = 2 AND payee = $4))"),
-        id, scope.issuer_id, scope.datacenter_id, scope.uscc);
+    pqxx::result r =
+        tx.exec_params(absl::StrCat(kPayoutColumns,
+                                    " WHERE id = $1 AND ($2 = '' OR issuer_id = $2) AND "
+                                    "($3 = '' OR (payee_kind = 1 AND payee = $3)) AND "
+                                    "($4 = '' OR (payee_kind = 2 AND payee = $4))"),
+                       id, scope.issuer_id, scope.datacenter_id, scope.uscc);
     if (r.empty()) {
       return DomainError(absl::StatusCode::kNotFound, "PAYOUT_NOT_FOUND",
                          absl::StrCat("payout ", id, " not found"));
@@ -1546,14 +1545,15 @@ absl::StatusOr<std::vector<PayoutRecord>> RedemptionStore::ListPayouts(
 }
 
 absl::StatusOr<std::vector<UsageRecord>> RedemptionStore::ListPayoutLines(int64_t payout_id,
-                                                                         int64_t after_seq,
-                                                                         int limit) {
+                                                                          int64_t after_seq,
+                                                                          int limit) {
   std::vector<UsageRecord> out;
   VCH_RETURN_IF_ERROR(RunTransaction(pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
-    for (const pqxx::row& r : tx.exec_params(
-             absl::StrCat(kUsageSelect, " WHERE l.payout_id = $1 AND u.seq > $2 ORDER BY u.seq "
-                                        "LIMIT $3"),
-             payout_id, after_seq, limit)) {
+    for (const pqxx::row& r :
+         tx.exec_params(absl::StrCat(kUsageSelect,
+                                     " WHERE l.payout_id = $1 AND u.seq > $2 ORDER BY u.seq "
+                                     "LIMIT $3"),
+                        payout_id, after_seq, limit)) {
       out.push_back(ParseUsage(r));
     }
     return absl::OkStatus();

@@ -112,15 +112,15 @@ struct ComputeRequest {
 
 struct ComputeOutcome {
   bool placed = false;
-  RedemptionRecord redemption;          // when placed
-  policy::PlacementDecision decision;   // score when placed; exclusion counts when not
+  RedemptionRecord redemption;         // when placed
+  policy::PlacementDecision decision;  // score when placed; exclusion counts when not
 };
 
 // One ReportUsage.
 struct UsageReport {
   int64_t redemption_id = 0;
-  std::string usage_id;      // 1..128 characters
-  std::string request_hash;  // of the report without anything that names the caller
+  std::string usage_id;          // 1..128 characters
+  std::string request_hash;      // of the report without anything that names the caller
   std::string datacenter_scope;  // the operator's datacenter ("" = any, platform admins)
   int64_t gpu_seconds = 0;
   absl::Time start;
@@ -148,7 +148,7 @@ struct UsageRecord {
   policy::SubsidyCap capped_by = policy::SubsidyCap::kNone;
   int64_t post_transfer_id = 0;
   int64_t release_transfer_id = 0;
-  int64_t payout_id = 0;  // 0 = not paid yet
+  int64_t payout_id = 0;     // 0 = not paid yet
   std::string payout_payee;  // "datacenters/DC" or "enterprises/USCC" when paid
   absl::Time settled_at;
 };
@@ -231,8 +231,7 @@ class RedemptionStore {
   // again returns the first response, a different one ALREADY_EXISTS USAGE_ID_REUSED.
   // Errors: NOT_FOUND REDEMPTION_NOT_FOUND, FAILED_PRECONDITION REDEMPTION_NOT_CONFIRMED /
   // REDEMPTION_SETTLED / REDEMPTION_NOT_ACTIVE.
-  absl::StatusOr<std::string> ReportUsage(UsageReport report,
-                                          const Encoder<UsageOutcome>& encode);
+  absl::StatusOr<std::string> ReportUsage(UsageReport report, const Encoder<UsageOutcome>& encode);
 
   // PLACED -> CONFIRMED by the redemption's operator before it expires: the capacity hold is
   // consumed (the site's own reports count the GPUs from now on).
@@ -247,8 +246,7 @@ class RedemptionStore {
   // itself a re-placement, `replacement` (the same request, built by the caller) is placed
   // elsewhere in the same transaction.
   absl::StatusOr<std::string> Reject(const IdempotencyKey& key, int64_t id,
-                                     const std::string& datacenter_scope,
-                                     const std::string& reason,
+                                     const std::string& datacenter_scope, const std::string& reason,
                                      std::optional<ComputeRequest> replacement,
                                      const Encoder<RejectOutcome>& encode);
   // Every PLACED redemption whose expiry is <= now becomes EXPIRED, releasing both holds,
@@ -273,8 +271,7 @@ class RedemptionStore {
   // Pays the settled, unpaid claims of the payee in the program over [start, end) with one
   // PAYOUT transfer (receivable -> paid, or payable -> paid). FAILED_PRECONDITION
   // NOTHING_TO_PAY when there are none.
-  absl::StatusOr<std::string> CreatePayout(const IdempotencyKey& key,
-                                           const PayoutRequest& request,
+  absl::StatusOr<std::string> CreatePayout(const IdempotencyKey& key, const PayoutRequest& request,
                                            const Encoder<PayoutRecord>& encode);
   // Scope: issuer_id for issuer staff, datacenter_id / uscc for the payee itself.
   absl::StatusOr<PayoutRecord> GetPayout(int64_t id, const RedemptionScope& scope);

@@ -1,0 +1,1464 @@
+// The redemption schema (migrations/V0005__redemption.sql) refuses every invariant violation by
+// itself: each named constraint, unique index and trigger is driven to a violation in plain SQL
+// next to a near-identical statement that is accepted, so each test shows that the constraint
+// itself bites. Invariant 5 of DESIGN §4 (subsidy * 10000 <= bill * ratio) is tested at its
+// boundary with amounts near INT64_MAX; invariant 6 (a usage record settles once) by the keys.
+//
+// PostgreSQL tests the CHECK constraints of a row in alphabetical order of their names and
+// reports the first that fails; rows here break one constraint at a time except where noted.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/testing/sql_refusals.h"
+#include "tests/testing/test_db.h"
+
+namespace vch::storage {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAreArray;
+using ::vch::testing::Accepted;
+using ::vch::testing::CreateTestDatabase;
+using ::vch::testing::RefusedBy;
+using ::vch::testing::RefusedByTrigger;
+
+constexpr int64_t kMaxFen = std::numeric_limits<int64_t>::max();  // 9223372036854775807
+
+// The fixture's parents: issuer, OPEN program (DIRECT settlement), enterprise, datacenter, pool.
+constexpr char kIssuer[] = "iss-a";
+constexpr char kProgram[] = "prog-a";
+constexpr char kUscc[] = "91350100M000100Y43";
+constexpr char kOtherUscc[] = "91440300708461136T";
+constexpr char kDatacenter[] = "dc1";
+constexpr char kPool[] = "p1";
+
+// An id that no row has.
+constexpr int64_t kMissingId = 999999;
+
+// Transfer kinds as stored (policy::TransferKind).
+constexpr int kHold = 3;
+constexpr int kPost = 4;
+constexpr int kPayout = 7;
+
+// Redemption states as stored.
+constexpr int kPlaced = 1;
+constexpr int kConfirmed = 2;
+constexpr int kActive = 3;
+constexpr int kSettled = 4;
+constexpr int kCancelled = 5;
+constexpr int kRejected = 7;
+
+// A redemptions row; valid as is (PLACED: 2 GPUs for 10 hours at 28 yuan, 80% voucher share).
+struct RedemptionRow {
+  int64_t id = 1;
+  std::string program_id = kProgram;
+  std::string issuer_id = kIssuer;
+  std::string uscc = kUscc;
+  int gpus = 2;
+  int hours = 10;
+  int64_t price_fen_per_gpu_hour = 2'800;
+  int ratio_bps = 8'000;
+  int settlement_style = 1;
+  // Unset: gpus * hours * price (in int64: set it explicitly for amounts near INT64_MAX).
+  std::optional<int64_t> estimated_bill_fen;
+  // Unset: floor(estimate * ratio / 10000) (idem).
+  std::optional<int64_t> held_fen;
+  // Unset: a fresh HOLD transfer (with its ledger_holds row) / a fresh capacity hold.
+  std::optional<int64_t> hold_transfer_id;
+  std::optional<int64_t> capacity_hold_id;
+  int state = kPlaced;
+  std::optional<int64_t> replaces;
+  std::optional<int> generation;  // Unset: 0 without replaces, 1 with.
+  std::optional<int64_t> replaced_by;
+  int64_t gpu_seconds = 0;
+  int64_t billed_fen = 0;
+  int64_t subsidy_fen = 0;
+  int usage_records = 0;
+  int signature_bytes = 64;
+  std::string request_id;  // Empty: "req-<id>".
+};
+
+// A usage_records row; valid as is (one hour of 1 GPU at 28 yuan on redemption 1, 80% share).
+struct UsageRow {
+  int64_t redemption_id = 1;
+  std::string usage_id = "u1";
+  std::optional<int64_t> seq;  // Unset: the column default.
+  std::string program_id = kProgram;
+  std::string uscc = kUscc;
+  std::string datacenter_id = kDatacenter;
+  int settlement_style = 1;
+  int64_t gpu_seconds = 3'600;
+  std::string start_at = "'2026-03-10T00:00:00Z'";  // An SQL expression.
+  std::string end_at = "'2026-03-10T01:00:00Z'";    // An SQL expression.
+  bool final = false;
+  int64_t price_fen_per_gpu_hour = 2'800;
+  int ratio_bps = 8'000;
+  std::optional<int64_t> bill_fen;     // Unset: floor(gpu_seconds * price / 3600) in int64.
+  std::optional<int64_t> subsidy_fen;  // Unset: floor(bill * ratio / 10000) in int64.
+  std::optional<int64_t> copay_fen;    // Unset: bill - subsidy.
+  int capped_by = 0;
+  // Unset: the fixture's POST transfer when the subsidy is not 0, else NULL. 0: NULL.
+  std::optional<int64_t> post_transfer_id;
+  std::optional<int64_t> release_transfer_id;  // Unset or 0: NULL.
+};
+
+// A payouts row; valid when its lines are inserted in the same transaction.
+struct PayoutRow {
+  int64_t id = 1;
+  std::string program_id = kProgram;
+  std::string issuer_id = kIssuer;
+  int payee_kind = 1;
+  std::string payee = kDatacenter;
+  std::string period_start = "'2026-03-01T00:00:00+08'";  // An SQL expression.
+  std::string period_end = "'2026-04-01T00:00:00+08'";    // An SQL expression.
+  int64_t amount_fen = 2'240;
+  int lines = 1;
+  std::optional<int64_t> transfer_id;  // Unset: a fresh PAYOUT transfer.
+  std::string request_id;              // Empty: "payout-<id>".
+};
+
+class RedemptionSchemaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    conn_ = std::make_unique<pqxx::connection>(CreateTestDatabase());
+    ASSERT_TRUE(Scalar<bool>(absl::StrCat("SELECT vch_uscc_valid(", Q(kUscc),
+                                          ") AND vch_uscc_valid(", Q(kOtherUscc), ")")));
+    ASSERT_THAT(ErrorOf(absl::StrCat("INSERT INTO issuers (id, display_name, region_code, level) "
+                                     "VALUES (",
+                                     Q(kIssuer), ", 'Issuer A', '310000', 2)")),
+                Accepted());
+    ASSERT_THAT(ErrorOf(ProgramSql(kProgram, 2)), Accepted());
+    ASSERT_THAT(
+        ErrorOf(absl::StrCat("INSERT INTO enterprises (uscc, display_name, region_code, kind, "
+                             "size_class) VALUES (",
+                             Q(kUscc), ", 'Enterprise A', '310115', 1, 2)")),
+        Accepted());
+    ASSERT_THAT(ErrorOf(absl::StrCat("INSERT INTO datacenters (id, display_name, region_code, hub, "
+                                     "national_network) VALUES (",
+                                     Q(kDatacenter), ", 'Site 1', '520100', 6, true)")),
+                Accepted());
+    ASSERT_THAT(ErrorOf(absl::StrCat(
+                    "INSERT INTO gpu_pools (datacenter_id, id, accelerator_model, "
+                    "domestic, fp8, memory_gib, gpus_total, price_fen_per_gpu_hour) "
+                    "VALUES (",
+                    Q(kDatacenter), ", ", Q(kPool), ", 'H800', false, true, 80, 64, 2800)")),
+                Accepted());
+    wallet_ = Scalar<int64_t>(
+        absl::StrCat("INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner) VALUES (",
+                     Q(kProgram), ", ", Q(kIssuer), ", 'WALLET', ", Q(kUscc), ") RETURNING id"));
+    receivable_ = Scalar<int64_t>(absl::StrCat(
+        "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner) VALUES (", Q(kProgram),
+        ", ", Q(kIssuer), ", 'RECEIVABLE', ", Q(kDatacenter), ") RETURNING id"));
+    const int64_t hold = NewHoldTransfer(10'000);
+    post_transfer_id_ = NewTransfer(kPost, 10'000, hold);
+  }
+
+  std::string ErrorOf(const std::string& sql) { return ::vch::testing::SqlErrorOf(*conn_, sql); }
+
+  // Runs a statement that must succeed (outside any explicit transaction).
+  pqxx::result Query(const std::string& sql) {
+    pqxx::nontransaction tx(*conn_);
+    return tx.exec(sql);
+  }
+
+  template <typename T>
+  T Scalar(const std::string& sql) {
+    return Query(sql)[0][0].as<T>();
+  }
+
+  int64_t Count(const std::string& table) {
+    return Scalar<int64_t>(absl::StrCat("SELECT count(*) FROM ", table));
+  }
+
+  std::string Q(const std::string& text) { return conn_->quote(text); }
+
+  // A program `id` of the fixture's issuer in `state`, with its TREASURY, BUDGET and LAPSED
+  // accounts made by the same statement. `settlement_style` unset: the column default.
+  std::string ProgramSql(const std::string& id, int state,
+                         std::optional<int> settlement_style = std::nullopt) {
+    auto account = [&](const char* kind) {
+      return absl::StrCat("INSERT INTO ledger_accounts (program_id, issuer_id, kind) VALUES (",
+                          Q(id), ", ", Q(kIssuer), ", '", kind, "') RETURNING id");
+    };
+    return absl::StrCat(
+        "WITH t AS (", account("TREASURY"), "), b AS (", account("BUDGET"), "), l AS (",
+        account("LAPSED"),
+        ") INSERT INTO programs (id, issuer_id, display_name, category, state, "
+        "planned_budget_fen, subsidy_ratio_bps, per_enterprise_cap_fen, eligible_kinds, "
+        "eligible_sizes, local_enterprises_only, application_start, application_end, "
+        "redemption_start, redemption_end, datacenter_scope, price_ceiling_fen_per_gpu_hour, "
+        "treasury_account_id, budget_account_id, lapsed_account_id",
+        settlement_style.has_value() ? ", settlement_style" : "", ") SELECT ", Q(id), ", ",
+        Q(kIssuer), ", 'Program', 1, ", state,
+        ", 1000000, 8000, 100000, '{1}', '{2}', false, '2026-01-01T00:00:00Z', "
+        "'2026-06-01T00:00:00Z', '2026-02-01T00:00:00Z', '2026-12-01T00:00:00Z', 1, 5000, "
+        "t.id, b.id, l.id",
+        settlement_style.has_value() ? absl::StrCat(", ", *settlement_style) : "", " FROM t, b, l");
+  }
+
+  // A ledger transfer from the enterprise's wallet to the datacenter's receivable; returns its id.
+  int64_t NewTransfer(int kind, int64_t amount_fen, std::optional<int64_t> pending_id) {
+    const int64_t id = next_transfer_id_++;
+    Query(absl::StrCat(
+        "INSERT INTO ledger_transfers (id, program_id, kind, debit_account_id, credit_account_id, "
+        "amount_fen, pending_id, expires_at, request_scope, request_id, created_at, "
+        "debit_debits_pending_fen, debit_debits_posted_fen, debit_credits_pending_fen, "
+        "debit_credits_posted_fen, credit_debits_pending_fen, credit_debits_posted_fen, "
+        "credit_credits_pending_fen, credit_credits_posted_fen) VALUES (",
+        id, ", ", Q(kProgram), ", ", kind, ", ", wallet_, ", ", receivable_, ", ", amount_fen, ", ",
+        pending_id.has_value() ? absl::StrCat(*pending_id) : "NULL", ", ",
+        kind == kHold ? "'2030-01-01T00:00:00Z'" : "NULL", ", 'transfers', 'req-", id,
+        "', now(), 0, 0, 0, 0, 0, 0, 0, 0)"));
+    return id;
+  }
+
+  // A HOLD transfer of `amount_fen` and its open ledger_holds row; returns the transfer id.
+  int64_t NewHoldTransfer(int64_t amount_fen) {
+    const int64_t id = NewTransfer(kHold, amount_fen, std::nullopt);
+    Query(absl::StrCat(
+        "INSERT INTO ledger_holds (transfer_id, program_id, debit_account_id, credit_account_id, "
+        "amount_fen, expires_at) VALUES (",
+        id, ", ", Q(kProgram), ", ", wallet_, ", ", receivable_, ", ", amount_fen,
+        ", '2030-01-01T00:00:00Z')"));
+    return id;
+  }
+
+  // A HELD capacity hold of `gpus` in the fixture's pool; returns its id.
+  int64_t NewCapacityHold(int gpus) {
+    return Scalar<int64_t>(absl::StrCat(
+        "INSERT INTO capacity_holds (datacenter_id, pool_id, gpus, owner, purpose, expires_at) "
+        "VALUES (",
+        Q(kDatacenter), ", ", Q(kPool), ", ", gpus,
+        ", 'redemptions', 'redemptions/r', '2030-01-01T00:00:00Z') RETURNING id"));
+  }
+
+  // The INSERT of `r`. Makes the hold transfer and capacity hold it needs first (committed even
+  // if the INSERT is then refused).
+  std::string RedemptionSql(const RedemptionRow& r) {
+    const int64_t estimate =
+        r.estimated_bill_fen.value_or(int64_t{r.gpus} * r.hours * r.price_fen_per_gpu_hour);
+    const int64_t held = r.held_fen.value_or(estimate * r.ratio_bps / 10'000);
+    const int64_t hold = r.hold_transfer_id.has_value()
+                             ? *r.hold_transfer_id
+                             : NewHoldTransfer(std::max<int64_t>(held, 1));
+    const int64_t capacity_hold =
+        r.capacity_hold_id.has_value() ? *r.capacity_hold_id : NewCapacityHold(std::max(r.gpus, 1));
+    const int generation = r.generation.value_or(r.replaces.has_value() ? 1 : 0);
+    auto id_or_null = [](const std::optional<int64_t>& id) {
+      return id.has_value() ? absl::StrCat(*id) : std::string("NULL");
+    };
+    return absl::StrCat(
+        "INSERT INTO redemptions (id, program_id, issuer_id, uscc, datacenter_id, pool_id, gpus, "
+        "hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, "
+        "held_fen, hold_transfer_id, capacity_hold_id, expires_at, state, replaces, generation, "
+        "replaced_by, gpu_seconds, billed_fen, subsidy_fen, usage_records, voucher_key_id, "
+        "voucher_signature, request_scope, request_id, created_at, updated_at) VALUES (",
+        r.id, ", ", Q(r.program_id), ", ", Q(r.issuer_id), ", ", Q(r.uscc), ", ", Q(kDatacenter),
+        ", ", Q(kPool), ", ", r.gpus, ", ", r.hours, ", ", r.price_fen_per_gpu_hour, ", ",
+        r.ratio_bps, ", ", r.settlement_style, ", ", estimate, ", ", held, ", ", hold, ", ",
+        capacity_hold, ", '2030-01-01T00:00:00Z', ", r.state, ", ", id_or_null(r.replaces), ", ",
+        generation, ", ", id_or_null(r.replaced_by), ", ", r.gpu_seconds, ", ", r.billed_fen, ", ",
+        r.subsidy_fen, ", ", r.usage_records, ", 'ed25519-test', decode(repeat('ab', ",
+        r.signature_bytes, "), 'hex'), 'redemptions', ",
+        Q(r.request_id.empty() ? absl::StrCat("req-", r.id) : r.request_id), ", now(), now())");
+  }
+
+  void AddRedemption(const RedemptionRow& r) {
+    ASSERT_THAT(ErrorOf(RedemptionSql(r)), Accepted()) << "redemption " << r.id;
+  }
+
+  std::string UsageSql(const UsageRow& u) {
+    const int64_t bill = u.bill_fen.value_or(u.gpu_seconds * u.price_fen_per_gpu_hour / 3'600);
+    const int64_t subsidy = u.subsidy_fen.value_or(bill * u.ratio_bps / 10'000);
+    const int64_t copay = u.copay_fen.value_or(bill - subsidy);
+    const int64_t post = u.post_transfer_id.value_or(subsidy != 0 ? post_transfer_id_ : 0);
+    const int64_t release = u.release_transfer_id.value_or(0);
+    auto id_or_null = [](int64_t id) { return id == 0 ? std::string("NULL") : absl::StrCat(id); };
+    return absl::StrCat(
+        "INSERT INTO usage_records (redemption_id, usage_id, ", u.seq.has_value() ? "seq, " : "",
+        "program_id, issuer_id, uscc, datacenter_id, settlement_style, gpu_seconds, start_at, "
+        "end_at, final, price_fen_per_gpu_hour, ratio_bps, bill_fen, subsidy_fen, copay_fen, "
+        "capped_by, post_transfer_id, release_transfer_id, request_hash, settled_at) VALUES (",
+        u.redemption_id, ", ", Q(u.usage_id), ", ",
+        u.seq.has_value() ? absl::StrCat(*u.seq, ", ") : "", Q(u.program_id), ", ", Q(kIssuer),
+        ", ", Q(u.uscc), ", ", Q(u.datacenter_id), ", ", u.settlement_style, ", ", u.gpu_seconds,
+        ", ", u.start_at, ", ", u.end_at, ", ", u.final ? "true" : "false", ", ",
+        u.price_fen_per_gpu_hour, ", ", u.ratio_bps, ", ", bill, ", ", subsidy, ", ", copay, ", ",
+        u.capped_by, ", ", id_or_null(post), ", ", id_or_null(release),
+        ", 'sha256:ab', '2026-03-10T02:00:00Z')");
+  }
+
+  void AddUsage(const UsageRow& u) {
+    ASSERT_THAT(ErrorOf(UsageSql(u)), Accepted()) << "usage " << u.usage_id;
+  }
+
+  // The INSERT of `p`. Makes its PAYOUT transfer first unless given.
+  std::string PayoutSql(const PayoutRow& p) {
+    const int64_t transfer =
+        p.transfer_id.has_value()
+            ? *p.transfer_id
+            : NewTransfer(kPayout, std::max<int64_t>(p.amount_fen, 1), std::nullopt);
+    return absl::StrCat(
+        "INSERT INTO payouts (id, program_id, issuer_id, payee_kind, payee, period_start, "
+        "period_end, amount_fen, lines, transfer_id, created_by, request_scope, request_id, "
+        "created_at) VALUES (",
+        p.id, ", ", Q(p.program_id), ", ", Q(p.issuer_id), ", ", p.payee_kind, ", ", Q(p.payee),
+        ", ", p.period_start, ", ", p.period_end, ", ", p.amount_fen, ", ", p.lines, ", ", transfer,
+        ", 'ISSUER:iss-a/staff', 'payouts', ",
+        Q(p.request_id.empty() ? absl::StrCat("payout-", p.id) : p.request_id), ", now())");
+  }
+
+  std::string LineSql(int64_t payout_id, int64_t redemption_id, const std::string& usage_id) {
+    return absl::StrCat("INSERT INTO payout_lines (payout_id, redemption_id, usage_id) VALUES (",
+                        payout_id, ", ", redemption_id, ", ", Q(usage_id), ")");
+  }
+
+  // A payout and its lines in one transaction (the lines' check runs at COMMIT).
+  std::string PayoutWithLinesSql(const PayoutRow& p,
+                                 const std::vector<std::pair<int64_t, std::string>>& lines) {
+    std::string sql = PayoutSql(p);
+    for (const auto& [redemption_id, usage_id] : lines) {
+      absl::StrAppend(&sql, "; ", LineSql(p.id, redemption_id, usage_id));
+    }
+    return sql;
+  }
+
+  std::string SpendSql(const std::string& program_id, const std::string& month, int64_t limit_fen,
+                       int64_t spent_fen) {
+    return absl::StrCat(
+        "INSERT INTO program_monthly_spend (program_id, month, limit_fen, spent_fen) VALUES (",
+        Q(program_id), ", ", Q(month), ", ", limit_fen, ", ", spent_fen, ")");
+  }
+
+  std::unique_ptr<pqxx::connection> conn_;
+  int64_t wallet_ = 0;
+  int64_t receivable_ = 0;
+  int64_t post_transfer_id_ = 0;
+  int64_t next_transfer_id_ = 1;
+};
+
+std::string TermsImmutable(int64_t id) {
+  return absl::StrCat("REDEMPTION_IMMUTABLE: the terms of redemption ", id, " never change");
+}
+
+std::string TotalsOnlyGrow(int64_t id) {
+  return absl::StrCat("REDEMPTION_IMMUTABLE: settled totals of redemption ", id, " only grow");
+}
+
+std::string StateInvalid(int64_t id, int from, int to) {
+  return absl::StrCat("REDEMPTION_STATE_INVALID: redemption ", id, " cannot go from state ", from,
+                      " to ", to);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema itself.
+
+TEST_F(RedemptionSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
+  // A constraint, unique index or trigger added to the redemption tables needs a test here.
+  const std::string tables =
+      "('redemptions'::regclass, 'usage_records'::regclass, "
+      "'program_monthly_spend'::regclass, 'payouts'::regclass, 'payout_lines'::regclass)";
+  std::vector<std::string> constraints;
+  for (const auto& row :
+       Query(absl::StrCat("SELECT conname FROM pg_constraint WHERE conrelid IN ", tables))) {
+    constraints.push_back(row[0].as<std::string>());
+  }
+  EXPECT_THAT(constraints, UnorderedElementsAreArray<std::string>({
+                               "redemptions_pkey",
+                               "redemptions_program_id_fkey",
+                               "redemptions_issuer_id_fkey",
+                               "redemptions_uscc_fkey",
+                               "redemptions_gpus_positive",
+                               "redemptions_hours_range",
+                               "redemptions_price_positive",
+                               "redemptions_ratio_range",
+                               "redemptions_settlement_style_known",
+                               "redemptions_held_positive",
+                               "redemptions_hold_transfer_id_fkey",
+                               "redemptions_capacity_hold_id_fkey",
+                               "redemptions_state_known",
+                               "redemptions_replaced_once",
+                               "redemptions_replaces_fkey",
+                               "redemptions_replaced_by_fkey",
+                               "redemptions_gpu_seconds_nonnegative",
+                               "redemptions_billed_nonnegative",
+                               "redemptions_subsidy_nonnegative",
+                               "redemptions_signature_length",
+                               "redemptions_estimate_exact",
+                               "redemptions_hold_is_share",
+                               "redemptions_subsidy_within_hold",
+                               "redemptions_subsidy_within_ratio",
+                               "redemptions_generation",
+                               "redemptions_replaced_only_when_rejected",
+                               "redemptions_request_once",
+                               "redemptions_hold_once",
+                               "redemptions_capacity_hold_once",
+                               "usage_records_pkey",
+                               "usage_records_redemption_id_fkey",
+                               "usage_records_id_valid",
+                               "usage_records_gpu_seconds_nonnegative",
+                               "usage_records_price_positive",
+                               "usage_records_ratio_range",
+                               "usage_records_subsidy_nonnegative",
+                               "usage_records_capped_by_known",
+                               "usage_records_post_transfer_id_fkey",
+                               "usage_records_release_transfer_id_fkey",
+                               "usage_records_interval",
+                               "usage_records_bill_exact",
+                               "usage_records_subsidy_within_ratio",
+                               "usage_records_copay",
+                               "usage_records_post_iff_subsidy",
+                               "usage_records_release_only_final",
+                               "program_monthly_spend_pkey",
+                               "program_monthly_spend_program_id_fkey",
+                               "program_monthly_spend_first_day",
+                               "program_monthly_spend_limit_positive",
+                               "program_monthly_spend_nonnegative",
+                               "program_monthly_spend_within_limit",
+                               "payouts_pkey",
+                               "payouts_program_id_fkey",
+                               "payouts_issuer_id_fkey",
+                               "payouts_payee_kind_known",
+                               "payouts_payee_nonempty",
+                               "payouts_amount_positive",
+                               "payouts_lines_positive",
+                               "payouts_transfer_once",
+                               "payouts_transfer_id_fkey",
+                               "payouts_period_ordered",
+                               "payouts_request_once",
+                               "payouts_match_lines",
+                               "payout_lines_paid_once",
+                               "payout_lines_payout_id_fkey",
+                               "payout_lines_usage_fkey",
+                           }));
+  // Unique indexes that are not a constraint's (violations name the index).
+  std::vector<std::string> unique_indexes;
+  for (const auto& row : Query(absl::StrCat(
+           "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+           "WHERE i.indisunique AND i.indrelid IN ",
+           tables,
+           " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+           "AND k.conrelid = i.indrelid)"))) {
+    unique_indexes.push_back(row[0].as<std::string>());
+  }
+  EXPECT_THAT(unique_indexes, UnorderedElementsAreArray<std::string>({
+                                  "usage_records_one_final",
+                                  "usage_records_seq",
+                              }));
+  std::vector<std::string> triggers;
+  for (const auto& row : Query(absl::StrCat(
+           "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN ", tables))) {
+    triggers.push_back(row[0].as<std::string>());
+  }
+  EXPECT_THAT(triggers, UnorderedElementsAreArray<std::string>({
+                            "redemptions_guard",
+                            "redemptions_no_truncate",
+                            "usage_records_append_only",
+                            "usage_records_no_truncate",
+                            "payouts_append_only",
+                            "payouts_no_truncate",
+                            "payouts_match_lines",
+                            "payout_lines_append_only",
+                            "payout_lines_no_truncate",
+                        }));
+  // V0005 adds one constraint to programs (the rest of programs is program_store_test's).
+  EXPECT_EQ(Scalar<std::string>("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                                "conrelid = 'programs'::regclass AND "
+                                "conname = 'programs_settlement_style_known'"),
+            "CHECK ((settlement_style = ANY (ARRAY[1, 2])))");
+}
+
+// ---------------------------------------------------------------------------------------------
+// programs.settlement_style
+
+TEST_F(RedemptionSchemaTest, ProgramSettlementStyleMustBeKnown) {
+  for (int style : {0, 3, -1}) {
+    EXPECT_THAT(ErrorOf(ProgramSql(absl::StrCat("prog-s", style + 10), 1, style)),
+                RefusedBy("programs_settlement_style_known"))
+        << style;
+  }
+  EXPECT_THAT(ErrorOf(ProgramSql("prog-direct", 1, 1)), Accepted());
+  EXPECT_THAT(ErrorOf(ProgramSql("prog-reimburse", 1, 2)), Accepted());
+  // DIRECT by default.
+  EXPECT_THAT(ErrorOf(ProgramSql("prog-default", 1)), Accepted());
+  EXPECT_EQ(Scalar<int>("SELECT settlement_style FROM programs WHERE id = 'prog-default'"), 1);
+  // Updates of a DRAFT are checked too.
+  EXPECT_THAT(ErrorOf("UPDATE programs SET settlement_style = 3 WHERE id = 'prog-direct'"),
+              RefusedBy("programs_settlement_style_known"));
+  EXPECT_THAT(ErrorOf("UPDATE programs SET settlement_style = 2 WHERE id = 'prog-direct'"),
+              Accepted());
+  EXPECT_EQ(Scalar<int>("SELECT settlement_style FROM programs WHERE id = 'prog-direct'"), 2);
+}
+
+TEST_F(RedemptionSchemaTest, ProgramSettlementStyleIsFixedOnceTheProgramOpened) {
+  ASSERT_THAT(ErrorOf(ProgramSql("prog-draft", 1, 1)), Accepted());
+  ASSERT_THAT(ErrorOf(ProgramSql("prog-closed", 3, 1)), Accepted());
+  ASSERT_THAT(ErrorOf(ProgramSql("prog-archived", 4, 1)), Accepted());
+  for (const char* id : {kProgram, "prog-closed", "prog-archived"}) {
+    const std::string where = absl::StrCat(" WHERE id = ", Q(id));
+    EXPECT_THAT(ErrorOf("UPDATE programs SET settlement_style = 2" + where),
+                RefusedByTrigger("VC012", absl::StrCat("PROGRAM_NOT_DRAFT: rules of program ", id,
+                                                       " are fixed once it opened")))
+        << id;
+    // Leaving it as it is stays allowed.
+    EXPECT_THAT(ErrorOf("UPDATE programs SET settlement_style = 1, updated_at = now()" + where),
+                Accepted())
+        << id;
+  }
+  // Changed while opening, or together with a state change out of OPEN.
+  EXPECT_THAT(ErrorOf(absl::StrCat(
+                  "UPDATE programs SET settlement_style = 2, state = 3 WHERE id = ", Q(kProgram))),
+              RefusedByTrigger("VC012", "PROGRAM_NOT_DRAFT"));
+  EXPECT_THAT(
+      ErrorOf("UPDATE programs SET settlement_style = 2, state = 2 WHERE id = 'prog-draft'"),
+      Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE programs SET settlement_style = 1 WHERE id = 'prog-draft'"),
+              RefusedByTrigger("VC012", "PROGRAM_NOT_DRAFT: rules of program prog-draft"));
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(id || '=' || settlement_style, ',' ORDER BY id) "
+                                "FROM programs"),
+            "prog-a=1,prog-archived=1,prog-closed=1,prog-draft=2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// redemptions: inserts
+
+TEST_F(RedemptionSchemaTest, ValidRedemptionIsStoredWithDefaults) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({}));
+  pqxx::result r = Query(
+      "SELECT estimated_bill_fen, held_fen, state, generation, replaces IS NULL, "
+      "replaced_by IS NULL, gpu_seconds, billed_fen, subsidy_fen, usage_records, state_reason, "
+      "accelerator_model, fp8_required, domestic_required, min_memory_gib, "
+      "max_price_fen_per_gpu_hour, preferred_region_prefix, length(voucher_signature) "
+      "FROM redemptions WHERE id = 1");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0][0].as<int64_t>(), 56'000);
+  EXPECT_EQ(r[0][1].as<int64_t>(), 44'800);
+  EXPECT_EQ(r[0][2].as<int>(), kPlaced);
+  EXPECT_EQ(r[0][3].as<int>(), 0);
+  EXPECT_TRUE(r[0][4].as<bool>());
+  EXPECT_TRUE(r[0][5].as<bool>());
+  for (int column = 6; column <= 9; ++column) EXPECT_EQ(r[0][column].as<int64_t>(), 0);
+  EXPECT_EQ(r[0][10].as<std::string>(), "");
+  EXPECT_EQ(r[0][11].as<std::string>(), "");
+  EXPECT_FALSE(r[0][12].as<bool>());
+  EXPECT_FALSE(r[0][13].as<bool>());
+  EXPECT_EQ(r[0][14].as<int>(), 0);
+  EXPECT_EQ(r[0][15].as<int64_t>(), 0);
+  EXPECT_EQ(r[0][16].as<std::string>(), "");
+  EXPECT_EQ(r[0][17].as<int>(), 64);
+  // The hold the redemption names joins its ledger hold.
+  EXPECT_EQ(Scalar<int64_t>("SELECT h.amount_fen FROM redemptions r JOIN ledger_holds h "
+                            "ON h.transfer_id = r.hold_transfer_id WHERE r.id = 1"),
+            44'800);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionMustReferenceItsParents) {
+  EXPECT_THAT(ErrorOf(RedemptionSql({.program_id = "prog-none"})),
+              RefusedBy("redemptions_program_id_fkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.issuer_id = "iss-none"})),
+              RefusedBy("redemptions_issuer_id_fkey"));
+  // A valid code of an enterprise that is not registered.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.uscc = kOtherUscc})), RefusedBy("redemptions_uscc_fkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.hold_transfer_id = kMissingId})),
+              RefusedBy("redemptions_hold_transfer_id_fkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.capacity_hold_id = kMissingId})),
+              RefusedBy("redemptions_capacity_hold_id_fkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.replaces = kMissingId})),
+              RefusedBy("redemptions_replaces_fkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.state = kRejected, .replaced_by = kMissingId})),
+              RefusedBy("redemptions_replaced_by_fkey"));
+  EXPECT_EQ(Count("redemptions"), 0);
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1})), Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .state = kRejected})), Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 3, .replaces = 2})), Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 4, .state = kRejected, .replaced_by = 3})), Accepted());
+  // Naming a replacement that does not exist, by an update the guard allows.
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 7, replaced_by = 999999 WHERE id = 1"),
+              RefusedBy("redemptions_replaced_by_fkey"));
+  EXPECT_EQ(Count("redemptions"), 4);
+}
+
+TEST_F(RedemptionSchemaTest, RequestHoldAndCapacityHoldMakeOneRedemptionEach) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1, .request_id = "r"}));
+  const int64_t hold = Scalar<int64_t>("SELECT hold_transfer_id FROM redemptions WHERE id = 1");
+  const int64_t capacity_hold =
+      Scalar<int64_t>("SELECT capacity_hold_id FROM redemptions WHERE id = 1");
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .request_id = "r2"})), RefusedBy("redemptions_pkey"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .request_id = "r"})),
+              RefusedBy("redemptions_request_once"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .hold_transfer_id = hold})),
+              RefusedBy("redemptions_hold_once"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .capacity_hold_id = capacity_hold})),
+              RefusedBy("redemptions_capacity_hold_once"));
+  EXPECT_EQ(Count("redemptions"), 1);
+  // Another id, request, hold and capacity hold: another redemption.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .request_id = "r2"})), Accepted());
+  EXPECT_EQ(Count("redemptions"), 2);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionSizeAndTermsMustBeInRange) {
+  // gpus <= 0 makes the estimate and the hold <= 0 as well; gpus_positive is first by name.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .gpus = 0})), RefusedBy("redemptions_gpus_positive"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .gpus = -1})),
+              RefusedBy("redemptions_gpus_positive"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .hours = 2'161})),
+              RefusedBy("redemptions_hours_range"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .ratio_bps = 10'001})),
+              RefusedBy("redemptions_ratio_range"));
+  for (int style : {0, 3}) {
+    EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .settlement_style = style})),
+                RefusedBy("redemptions_settlement_style_known"))
+        << style;
+  }
+  for (int state : {0, 8}) {
+    EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .state = state})),
+                RefusedBy("redemptions_state_known"))
+        << state;
+  }
+  // hours < 1, price <= 0 and ratio < 1 always make a zero hold, so redemptions_held_positive
+  // (earlier by name) refuses them first; without it, their own constraints do.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .hours = 0})),
+              RefusedBy("redemptions_held_positive"));
+  const std::string without_held_positive =
+      "ALTER TABLE redemptions DROP CONSTRAINT redemptions_held_positive; ";
+  EXPECT_THAT(ErrorOf(without_held_positive + RedemptionSql({.id = 1, .hours = 0})),
+              RefusedBy("redemptions_hours_range"));
+  EXPECT_THAT(
+      ErrorOf(without_held_positive + RedemptionSql({.id = 1, .price_fen_per_gpu_hour = 0})),
+      RefusedBy("redemptions_price_positive"));
+  EXPECT_THAT(ErrorOf(without_held_positive + RedemptionSql({.id = 1, .ratio_bps = 0})),
+              RefusedBy("redemptions_ratio_range"));
+  // (Each of those transactions was rolled back, the DROP with it.)
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM pg_constraint WHERE "
+                            "conname = 'redemptions_held_positive'"),
+            1);
+  EXPECT_EQ(Count("redemptions"), 0);
+  // The bounds themselves.
+  EXPECT_THAT(
+      ErrorOf(RedemptionSql(
+          {.id = 1, .gpus = 1, .hours = 1, .price_fen_per_gpu_hour = 1, .ratio_bps = 10'000})),
+      Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .hours = 2'160, .ratio_bps = 1})), Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 3, .settlement_style = 2})), Accepted());
+  int64_t id = 10;
+  for (int state = 1; state <= 7; ++state) {
+    EXPECT_THAT(ErrorOf(RedemptionSql({.id = id++, .state = state})), Accepted()) << state;
+  }
+  EXPECT_EQ(Count("redemptions"), 3 + 7);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionEstimateIsExactlyGpusTimesHoursTimesPrice) {
+  // 3 * 7 * 2801 = 58821.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1,
+                                     .gpus = 3,
+                                     .hours = 7,
+                                     .price_fen_per_gpu_hour = 2'801,
+                                     .estimated_bill_fen = 58'822,
+                                     .held_fen = 47'057})),
+              RefusedBy("redemptions_estimate_exact"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1,
+                                     .gpus = 3,
+                                     .hours = 7,
+                                     .price_fen_per_gpu_hour = 2'801,
+                                     .estimated_bill_fen = 58'820,
+                                     .held_fen = 47'056})),
+              RefusedBy("redemptions_estimate_exact"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1,
+                                     .gpus = 3,
+                                     .hours = 7,
+                                     .price_fen_per_gpu_hour = 2'801,
+                                     .estimated_bill_fen = 58'821,
+                                     .held_fen = 47'056})),
+              Accepted());
+  // Near INT64_MAX the product is computed in numeric: 1 * 1 * max is exact, and 2 * 1 * max
+  // (beyond bigint) is a mismatch rather than an overflow error.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2,
+                                     .gpus = 1,
+                                     .hours = 1,
+                                     .price_fen_per_gpu_hour = kMaxFen,
+                                     .ratio_bps = 10'000,
+                                     .estimated_bill_fen = kMaxFen,
+                                     .held_fen = kMaxFen})),
+              Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 3,
+                                     .gpus = 2,
+                                     .hours = 1,
+                                     .price_fen_per_gpu_hour = kMaxFen,
+                                     .ratio_bps = 10'000,
+                                     .estimated_bill_fen = kMaxFen,
+                                     .held_fen = kMaxFen})),
+              RefusedBy("redemptions_estimate_exact"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 3,
+                                     .gpus = 1,
+                                     .hours = 2,
+                                     .price_fen_per_gpu_hour = kMaxFen / 2 + 1,
+                                     .ratio_bps = 10'000,
+                                     .estimated_bill_fen = kMaxFen,
+                                     .held_fen = kMaxFen})),
+              RefusedBy("redemptions_estimate_exact"));
+  EXPECT_EQ(Count("redemptions"), 2);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionHoldIsTheFlooredVoucherShareOfTheEstimate) {
+  // 58821 * 6667 / 10000 = 39215.9607: the hold is 39215 (floor), not 39216 (rounded).
+  const RedemptionRow base{
+      .gpus = 3, .hours = 7, .price_fen_per_gpu_hour = 2'801, .ratio_bps = 6'667};
+  for (int64_t held : {39'216, 39'214}) {
+    RedemptionRow r = base;
+    r.held_fen = held;
+    EXPECT_THAT(ErrorOf(RedemptionSql(r)), RefusedBy("redemptions_hold_is_share")) << held;
+  }
+  RedemptionRow exact = base;
+  exact.held_fen = 39'215;
+  EXPECT_THAT(ErrorOf(RedemptionSql(exact)), Accepted());
+  // Near INT64_MAX: floor(9223372036854775807 * 7000 / 10000) = 6456360425798343064.
+  const RedemptionRow big{.gpus = 1,
+                          .hours = 1,
+                          .price_fen_per_gpu_hour = kMaxFen,
+                          .ratio_bps = 7'000,
+                          .estimated_bill_fen = kMaxFen};
+  for (int64_t held : {6'456'360'425'798'343'065, 6'456'360'425'798'343'063}) {
+    RedemptionRow r = big;
+    r.id = 2;
+    r.held_fen = held;
+    EXPECT_THAT(ErrorOf(RedemptionSql(r)), RefusedBy("redemptions_hold_is_share")) << held;
+  }
+  RedemptionRow big_exact = big;
+  big_exact.id = 2;
+  big_exact.held_fen = 6'456'360'425'798'343'064;
+  EXPECT_THAT(ErrorOf(RedemptionSql(big_exact)), Accepted());
+  // A share that floors to 0 is consistent but holds nothing: refused by held_positive.
+  EXPECT_THAT(
+      ErrorOf(RedemptionSql(
+          {.id = 3, .gpus = 1, .hours = 1, .price_fen_per_gpu_hour = 1, .ratio_bps = 9'999})),
+      RefusedBy("redemptions_held_positive"));
+  EXPECT_THAT(
+      ErrorOf(RedemptionSql(
+          {.id = 3, .gpus = 1, .hours = 1, .price_fen_per_gpu_hour = 2, .ratio_bps = 5'000})),
+      Accepted());
+  EXPECT_EQ(Scalar<int64_t>("SELECT held_fen FROM redemptions WHERE id = 3"), 1);
+  EXPECT_EQ(Count("redemptions"), 3);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionSettledTotalsMustBeNonNegative) {
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .state = kActive, .gpu_seconds = -1})),
+              RefusedBy("redemptions_gpu_seconds_nonnegative"));
+  // A negative bill also breaks invariant 5 for a zero subsidy; billed_nonnegative is first.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .state = kActive, .billed_fen = -1})),
+              RefusedBy("redemptions_billed_nonnegative"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 1, .state = kActive, .subsidy_fen = -1})),
+              RefusedBy("redemptions_subsidy_nonnegative"));
+  EXPECT_THAT(
+      ErrorOf(RedemptionSql(
+          {.id = 1, .state = kActive, .gpu_seconds = 0, .billed_fen = 0, .subsidy_fen = 0})),
+      Accepted());
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionSubsidyStaysWithinTheHold) {
+  // Held 44800 of an 80% share; a bill of 60000 would allow 48000 by the ratio alone.
+  EXPECT_THAT(ErrorOf(RedemptionSql(
+                  {.id = 1, .state = kActive, .billed_fen = 60'000, .subsidy_fen = 44'801})),
+              RefusedBy("redemptions_subsidy_within_hold"));
+  EXPECT_THAT(ErrorOf(RedemptionSql(
+                  {.id = 1, .state = kActive, .billed_fen = 60'000, .subsidy_fen = 44'800})),
+              Accepted());
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionSubsidyWithinRatioAtTheBoundary) {
+  // Invariant 5: subsidy * 10000 <= billed * ratio. 5600 * 8000 / 10000 = 4480 exactly.
+  EXPECT_THAT(ErrorOf(RedemptionSql(
+                  {.id = 1, .state = kActive, .billed_fen = 5'600, .subsidy_fen = 4'481})),
+              RefusedBy("redemptions_subsidy_within_ratio"));
+  EXPECT_THAT(ErrorOf(RedemptionSql(
+                  {.id = 1, .state = kActive, .billed_fen = 5'600, .subsidy_fen = 4'480})),
+              Accepted());
+  // Totals that grow past the ratio are refused too (3 -> 3 is allowed by the guard).
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET subsidy_fen = 4481 WHERE id = 1"),
+              RefusedBy("redemptions_subsidy_within_ratio"));
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET billed_fen = 5602, subsidy_fen = 4481 WHERE id = 1"),
+              Accepted());
+  // Near INT64_MAX, where subsidy * 10000 and billed * ratio overflow bigint: billed
+  // 9223372036854775800 at 70% allows exactly 6456360425798343060 (hold 6456360425798343064).
+  const RedemptionRow big{.id = 2,
+                          .gpus = 1,
+                          .hours = 1,
+                          .price_fen_per_gpu_hour = kMaxFen,
+                          .ratio_bps = 7'000,
+                          .estimated_bill_fen = kMaxFen,
+                          .held_fen = 6'456'360'425'798'343'064,
+                          .state = kActive,
+                          .billed_fen = 9'223'372'036'854'775'800};
+  RedemptionRow over = big;
+  over.subsidy_fen = 6'456'360'425'798'343'061;
+  EXPECT_THAT(ErrorOf(RedemptionSql(over)), RefusedBy("redemptions_subsidy_within_ratio"));
+  RedemptionRow equal = big;
+  equal.subsidy_fen = 6'456'360'425'798'343'060;
+  EXPECT_THAT(ErrorOf(RedemptionSql(equal)), Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET subsidy_fen = 6456360425798343061 WHERE id = 2"),
+              RefusedBy("redemptions_subsidy_within_ratio"));
+  EXPECT_EQ(
+      Scalar<std::string>("SELECT string_agg(billed_fen || '/' || subsidy_fen, ',' ORDER BY id) "
+                          "FROM redemptions"),
+      "5602/4481,9223372036854775800/6456360425798343060");
+}
+
+TEST_F(RedemptionSchemaTest, VoucherSignatureIs64Bytes) {
+  for (int bytes : {0, 63, 65}) {
+    EXPECT_THAT(ErrorOf(RedemptionSql({.signature_bytes = bytes})),
+                RefusedBy("redemptions_signature_length"))
+        << bytes;
+  }
+  EXPECT_THAT(ErrorOf(RedemptionSql({.signature_bytes = 64})), Accepted());
+}
+
+TEST_F(RedemptionSchemaTest, ReplacementIsGenerationOneAndOnlyOne) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1, .state = kRejected}));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .replaces = 1, .generation = 0})),
+              RefusedBy("redemptions_generation"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .replaces = 1, .generation = 2})),
+              RefusedBy("redemptions_generation"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .generation = 1})),
+              RefusedBy("redemptions_generation"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 2, .replaces = 1, .generation = 1})), Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 3, .state = kRejected, .generation = 0})), Accepted());
+  // A rejected redemption is placed again at most once.
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 4, .replaces = 1})),
+              RefusedBy("redemptions_replaced_once"));
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 4, .replaces = 3})), Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(id || ':' || coalesce(replaces::text, '-') || "
+                                "':' || generation, ',' ORDER BY id) FROM redemptions"),
+            "1:-:0,2:1:1,3:-:0,4:3:1");
+}
+
+TEST_F(RedemptionSchemaTest, OnlyARejectedRedemptionNamesItsReplacementOnce) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1, .state = kRejected}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 2, .replaces = 1}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 3}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 4}));
+  // Inserted naming a replacement: only when REJECTED.
+  for (int state : {kPlaced, kConfirmed, kActive, kSettled, kCancelled, 6}) {
+    EXPECT_THAT(ErrorOf(RedemptionSql({.id = 10, .state = state, .replaced_by = 2})),
+                RefusedBy("redemptions_replaced_only_when_rejected"))
+        << state;
+  }
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = 10, .state = kRejected, .replaced_by = 2})), Accepted());
+  // Updated: a transition the guard allows, with a replacement, still needs REJECTED.
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 5, replaced_by = 2 WHERE id = 3"),
+              RefusedBy("redemptions_replaced_only_when_rejected"));
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 7, replaced_by = 2 WHERE id = 3"),
+              Accepted());
+  // REJECTED -> REJECTED only to set the replacement, once.
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state_reason = 'x' WHERE id = 1"),
+              RefusedByTrigger("VC041", StateInvalid(1, 7, 7)));
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET replaced_by = 2 WHERE id = 1"), Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET replaced_by = 4 WHERE id = 1"),
+              RefusedByTrigger("VC041", StateInvalid(1, 7, 7)));
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET replaced_by = NULL WHERE id = 1"),
+              RefusedByTrigger("VC041", StateInvalid(1, 7, 7)));
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET replaced_by = 2 WHERE id = 1"),
+              RefusedByTrigger("VC041", StateInvalid(1, 7, 7)));
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(id || ':' || state || ':' || "
+                                "coalesce(replaced_by::text, '-'), ',' ORDER BY id) "
+                                "FROM redemptions"),
+            "1:7:2,2:1:-,3:7:2,4:1:-,10:7:2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// redemptions: redemptions_guard
+
+TEST_F(RedemptionSchemaTest, RedemptionTermsNeverChange) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 2, .state = kRejected}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 3, .state = kActive}));
+  const int64_t other_hold = NewHoldTransfer(44'800);
+  const int64_t other_capacity_hold = NewCapacityHold(2);
+  // Each alone, with an allowed transition (PLACED -> CONFIRMED); checks and foreign keys would
+  // refuse some of these too, but the guard runs first.
+  const std::vector<std::string> changes = {
+      "id = 9",
+      "program_id = 'prog-b'",
+      "issuer_id = 'iss-b'",
+      absl::StrCat("uscc = ", Q(kOtherUscc)),
+      "datacenter_id = 'dc2'",
+      "pool_id = 'p2'",
+      "gpus = 3",
+      "hours = 11",
+      "price_fen_per_gpu_hour = 2801",
+      "ratio_bps = 7999",
+      "settlement_style = 2",
+      "estimated_bill_fen = 56001",
+      "held_fen = 44801",
+      absl::StrCat("hold_transfer_id = ", other_hold),
+      absl::StrCat("capacity_hold_id = ", other_capacity_hold),
+      "expires_at = expires_at + interval '1 microsecond'",
+      "replaces = 2, generation = 1",
+      "generation = 1",
+      "voucher_key_id = 'ed25519-other'",
+      "voucher_signature = decode(repeat('cd', 64), 'hex')",
+      "request_scope = 'other'",
+      "request_id = 'other'",
+      "created_at = created_at - interval '1 microsecond'",
+  };
+  for (const std::string& change : changes) {
+    EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 2, " + change + " WHERE id = 1"),
+                RefusedByTrigger("VC040", TermsImmutable(1)))
+        << change;
+    // Staying ACTIVE does not open them either.
+    EXPECT_THAT(ErrorOf("UPDATE redemptions SET " + change + " WHERE id = 3"),
+                RefusedByTrigger("VC040", TermsImmutable(3)))
+        << change;
+  }
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 2, state_reason = 'confirmed', "
+                      "updated_at = now() WHERE id = 1"),
+              Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state_reason = 'running', updated_at = now(), "
+                      "gpu_seconds = 1 WHERE id = 3"),
+              Accepted());
+  EXPECT_EQ(Scalar<std::string>(
+                "SELECT string_agg(id || ':' || state || ':' || gpus || ':' || held_fen || ':' || "
+                "request_id, ',' ORDER BY id) FROM redemptions"),
+            "1:2:2:44800:req-1,2:7:2:44800:req-2,3:3:2:44800:req-3");
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionSettledTotalsOnlyGrow) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1,
+                                         .state = kActive,
+                                         .gpu_seconds = 7'200,
+                                         .billed_fen = 5'600,
+                                         .subsidy_fen = 4'480,
+                                         .usage_records = 2}));
+  for (const char* change :
+       {"gpu_seconds = 7199", "billed_fen = 5599", "subsidy_fen = 4479", "usage_records = 1",
+        "gpu_seconds = 0, billed_fen = 0, subsidy_fen = 0, usage_records = 0"}) {
+    EXPECT_THAT(ErrorOf(absl::StrCat("UPDATE redemptions SET ", change, " WHERE id = 1")),
+                RefusedByTrigger("VC040", TotalsOnlyGrow(1)))
+        << change;
+    EXPECT_THAT(
+        ErrorOf(absl::StrCat("UPDATE redemptions SET state = 4, ", change, " WHERE id = 1")),
+        RefusedByTrigger("VC040", TotalsOnlyGrow(1)))
+        << change;
+  }
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET gpu_seconds = 10800, billed_fen = 8400, "
+                      "subsidy_fen = 6720, usage_records = 3 WHERE id = 1"),
+              Accepted());
+  // Equal totals are not a decrease.
+  EXPECT_THAT(ErrorOf("UPDATE redemptions SET state = 4, gpu_seconds = 10800, billed_fen = 8400, "
+                      "subsidy_fen = 6720, usage_records = 3 WHERE id = 1"),
+              Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT state || ':' || gpu_seconds || ':' || billed_fen || ':' || "
+                                "subsidy_fen || ':' || usage_records FROM redemptions"),
+            "4:10800:8400:6720:3");
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionStatesMoveOnlyAlongTheAllowedTransitions) {
+  // PLACED -> CONFIRMED | CANCELLED | EXPIRED | REJECTED; CONFIRMED -> ACTIVE | SETTLED |
+  // CANCELLED; ACTIVE -> ACTIVE | SETTLED. (REJECTED -> REJECTED naming the replacement is
+  // OnlyARejectedRedemptionNamesItsReplacementOnce.)
+  const std::set<std::pair<int, int>> allowed = {{1, 2}, {1, 5}, {1, 6}, {1, 7}, {2, 3},
+                                                 {2, 4}, {2, 5}, {3, 3}, {3, 4}};
+  for (int from = 1; from <= 7; ++from) {
+    for (int to = 1; to <= 7; ++to) {
+      const int64_t id = 10 * from + to;
+      ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = id, .state = from}));
+      const std::string sql =
+          absl::StrCat("UPDATE redemptions SET state = ", to, " WHERE id = ", id);
+      if (allowed.count({from, to}) > 0) {
+        EXPECT_THAT(ErrorOf(sql), Accepted()) << from << " -> " << to;
+      } else {
+        EXPECT_THAT(ErrorOf(sql), RefusedByTrigger("VC041", StateInvalid(id, from, to)))
+            << from << " -> " << to;
+      }
+    }
+  }
+  // Exactly the allowed transitions changed a state (3 -> 3 keeps it).
+  EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM redemptions WHERE state <> id / 10"),
+            static_cast<int64_t>(allowed.size()) - 1);
+}
+
+TEST_F(RedemptionSchemaTest, RedemptionsAreNeverDeletedOrTruncated) {
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1}));
+  ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 2, .state = kCancelled}));
+  for (int id : {1, 2}) {
+    EXPECT_THAT(ErrorOf(absl::StrCat("DELETE FROM redemptions WHERE id = ", id)),
+                RefusedByTrigger("VC001", "APPEND_ONLY: redemptions are never deleted"));
+  }
+  // TRUNCATE alone stops at the foreign key from usage_records; with CASCADE the trigger
+  // refuses it.
+  EXPECT_THAT(ErrorOf("TRUNCATE redemptions"),
+              AllOf(HasSubstr("[0A000]"),
+                    HasSubstr("cannot truncate a table referenced in a foreign key constraint")));
+  EXPECT_THAT(ErrorOf("TRUNCATE redemptions CASCADE"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: redemptions is append-only; TRUNCATE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE redemptions, usage_records, payout_lines"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: redemptions is append-only; TRUNCATE"));
+  EXPECT_EQ(Count("redemptions"), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// usage_records
+
+class UsageRecordsTest : public RedemptionSchemaTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(RedemptionSchemaTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1, .state = kActive}));
+    ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 2, .state = kActive}));
+  }
+};
+
+TEST_F(UsageRecordsTest, ValidUsageRecordIsStoredInSettlementOrder) {
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u1"}));
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u2", .gpu_seconds = 1'800}));
+  EXPECT_EQ(Scalar<std::string>(
+                "SELECT string_agg(usage_id || ':' || bill_fen || '/' || subsidy_fen || '/' || "
+                "copay_fen || ':' || (post_transfer_id IS NOT NULL), ',' ORDER BY seq) "
+                "FROM usage_records"),
+            "u1:2800/2240/560:true,u2:1400/1120/280:true");
+  EXPECT_TRUE(Scalar<bool>("SELECT max(seq) > min(seq) FROM usage_records"));
+}
+
+TEST_F(UsageRecordsTest, UsageRecordFieldsMustBeValid) {
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = ""})), RefusedBy("usage_records_id_valid"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = std::string(129, 'u')})),
+              RefusedBy("usage_records_id_valid"));
+  // gpu_seconds -1 at 1 fen/h bills div(-1, 3600) = 0, so only this check fails.
+  EXPECT_THAT(ErrorOf(UsageSql({.gpu_seconds = -1, .price_fen_per_gpu_hour = 1})),
+              RefusedBy("usage_records_gpu_seconds_nonnegative"));
+  EXPECT_THAT(ErrorOf(UsageSql({.price_fen_per_gpu_hour = 0})),
+              RefusedBy("usage_records_price_positive"));
+  EXPECT_THAT(ErrorOf(UsageSql({.gpu_seconds = 1, .price_fen_per_gpu_hour = -1})),
+              RefusedBy("usage_records_price_positive"));
+  EXPECT_THAT(ErrorOf(UsageSql({.ratio_bps = 0})), RefusedBy("usage_records_ratio_range"));
+  EXPECT_THAT(ErrorOf(UsageSql({.ratio_bps = 10'001, .subsidy_fen = 2'800})),
+              RefusedBy("usage_records_ratio_range"));
+  EXPECT_THAT(ErrorOf(UsageSql({.subsidy_fen = -1, .post_transfer_id = post_transfer_id_})),
+              RefusedBy("usage_records_subsidy_nonnegative"));
+  for (int capped_by : {-1, 3}) {
+    EXPECT_THAT(ErrorOf(UsageSql({.capped_by = capped_by})),
+                RefusedBy("usage_records_capped_by_known"))
+        << capped_by;
+  }
+  EXPECT_THAT(ErrorOf(UsageSql({.start_at = "'2026-03-10T01:00:00Z'",
+                                .end_at = "'2026-03-10T00:59:59.999999Z'"})),
+              RefusedBy("usage_records_interval"));
+  EXPECT_EQ(Count("usage_records"), 0);
+  // The bounds themselves.
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = std::string(128, 'u'), .capped_by = 2})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "a", .gpu_seconds = 0, .capped_by = 1})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "b", .price_fen_per_gpu_hour = 1, .ratio_bps = 1})),
+              Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "c", .ratio_bps = 10'000})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "d",
+                                .start_at = "'2026-03-10T01:00:00Z'",
+                                .end_at = "'2026-03-10T01:00:00Z'"})),
+              Accepted());
+  EXPECT_EQ(Count("usage_records"), 5);
+}
+
+TEST_F(UsageRecordsTest, UsageRecordMustReferenceItsRedemptionAndTransfers) {
+  EXPECT_THAT(ErrorOf(UsageSql({.redemption_id = kMissingId})),
+              RefusedBy("usage_records_redemption_id_fkey"));
+  EXPECT_THAT(ErrorOf(UsageSql({.post_transfer_id = kMissingId})),
+              RefusedBy("usage_records_post_transfer_id_fkey"));
+  EXPECT_THAT(ErrorOf(UsageSql({.final = true, .release_transfer_id = kMissingId})),
+              RefusedBy("usage_records_release_transfer_id_fkey"));
+  EXPECT_EQ(Count("usage_records"), 0);
+  EXPECT_THAT(ErrorOf(UsageSql({.final = true, .release_transfer_id = post_transfer_id_})),
+              Accepted());
+}
+
+TEST_F(UsageRecordsTest, UsageBillIsExactlyTheFlooredMeteredPrice) {
+  // 5000 s at 2801 fen/h = 3890.277...: 3890.
+  EXPECT_THAT(
+      ErrorOf(UsageSql({.gpu_seconds = 5'000, .price_fen_per_gpu_hour = 2'801, .bill_fen = 3'891})),
+      RefusedBy("usage_records_bill_exact"));
+  EXPECT_THAT(
+      ErrorOf(UsageSql({.gpu_seconds = 5'000, .price_fen_per_gpu_hour = 2'801, .bill_fen = 3'889})),
+      RefusedBy("usage_records_bill_exact"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u1",
+                                .gpu_seconds = 5'000,
+                                .price_fen_per_gpu_hour = 2'801,
+                                .bill_fen = 3'890})),
+              Accepted());
+  // Near INT64_MAX (gpu_seconds * price is far beyond bigint): 3599 s at the maximum price is
+  // floor(9223372036854775807 * 3599 / 3600) = 9220809989066760591.
+  const UsageRow big{.usage_id = "u2",
+                     .gpu_seconds = 3'599,
+                     .price_fen_per_gpu_hour = kMaxFen,
+                     .ratio_bps = 1,
+                     .subsidy_fen = 0};
+  for (int64_t bill : {9'220'809'989'066'760'592, 9'220'809'989'066'760'590}) {
+    UsageRow u = big;
+    u.bill_fen = bill;
+    EXPECT_THAT(ErrorOf(UsageSql(u)), RefusedBy("usage_records_bill_exact")) << bill;
+  }
+  UsageRow exact = big;
+  exact.bill_fen = 9'220'809'989'066'760'591;
+  EXPECT_THAT(ErrorOf(UsageSql(exact)), Accepted());
+  EXPECT_EQ(Count("usage_records"), 2);
+}
+
+TEST_F(UsageRecordsTest, UsageSubsidyWithinRatioAtTheBoundary) {
+  // Invariant 5 per record: one hour at 2800 fen/h, 80%: at most 2240.
+  EXPECT_THAT(ErrorOf(UsageSql({.subsidy_fen = 2'241})),
+              RefusedBy("usage_records_subsidy_within_ratio"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u1", .subsidy_fen = 2'240})), Accepted());
+  // Below the share is fine (capped by the hold or the monthly limit).
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u2", .subsidy_fen = 1, .capped_by = 1})), Accepted());
+  // Near INT64_MAX: 3600 s at 9223372036854775800 fen/h bills 9223372036854775800; at 70% the
+  // subsidy may be exactly 6456360425798343060 (subsidy * 10000 is ~6.5e22, beyond bigint).
+  const UsageRow big{.usage_id = "u3",
+                     .gpu_seconds = 3'600,
+                     .price_fen_per_gpu_hour = 9'223'372'036'854'775'800,
+                     .ratio_bps = 7'000,
+                     .bill_fen = 9'223'372'036'854'775'800};
+  UsageRow over = big;
+  over.subsidy_fen = 6'456'360'425'798'343'061;
+  EXPECT_THAT(ErrorOf(UsageSql(over)), RefusedBy("usage_records_subsidy_within_ratio"));
+  UsageRow equal = big;
+  equal.subsidy_fen = 6'456'360'425'798'343'060;
+  EXPECT_THAT(ErrorOf(UsageSql(equal)), Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT copay_fen::text FROM usage_records WHERE usage_id = 'u3'"),
+            "2767011611056432740");
+  EXPECT_EQ(Count("usage_records"), 3);
+}
+
+TEST_F(UsageRecordsTest, UsageCopayIsTheBillMinusTheSubsidy) {
+  EXPECT_THAT(ErrorOf(UsageSql({.copay_fen = 561})), RefusedBy("usage_records_copay"));
+  EXPECT_THAT(ErrorOf(UsageSql({.copay_fen = 559})), RefusedBy("usage_records_copay"));
+  // A subsidy above the bill would need a negative copay (refused by the copay check, first by
+  // name, before invariant 5).
+  EXPECT_THAT(ErrorOf(UsageSql({.subsidy_fen = 2'801, .copay_fen = -1})),
+              RefusedBy("usage_records_copay"));
+  EXPECT_THAT(ErrorOf(UsageSql({.copay_fen = 560})), Accepted());
+}
+
+TEST_F(UsageRecordsTest, UsagePostTransferExactlyWhenThereIsASubsidy) {
+  EXPECT_THAT(ErrorOf(UsageSql({.subsidy_fen = 2'240, .post_transfer_id = 0})),
+              RefusedBy("usage_records_post_iff_subsidy"));
+  EXPECT_THAT(ErrorOf(UsageSql({.subsidy_fen = 0, .post_transfer_id = post_transfer_id_})),
+              RefusedBy("usage_records_post_iff_subsidy"));
+  EXPECT_THAT(ErrorOf(UsageSql(
+                  {.usage_id = "u1", .subsidy_fen = 2'240, .post_transfer_id = post_transfer_id_})),
+              Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql(
+                  {.usage_id = "u2", .subsidy_fen = 0, .capped_by = 2, .post_transfer_id = 0})),
+              Accepted());
+  EXPECT_EQ(Count("usage_records"), 2);
+}
+
+TEST_F(UsageRecordsTest, UsageReleaseOnlyOnTheFinalRecord) {
+  EXPECT_THAT(ErrorOf(UsageSql({.final = false, .release_transfer_id = post_transfer_id_})),
+              RefusedBy("usage_records_release_only_final"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u1", .final = false})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql(
+                  {.usage_id = "u2", .final = true, .release_transfer_id = post_transfer_id_})),
+              Accepted());
+  // A final record need not release anything (the hold was used up).
+  EXPECT_THAT(ErrorOf(UsageSql({.redemption_id = 2, .usage_id = "u1", .final = true})), Accepted());
+}
+
+TEST_F(UsageRecordsTest, UsageIdSettlesOncePerRedemption) {
+  // Invariant 6: a usage record is applied once.
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u1"}));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u1"})), RefusedBy("usage_records_pkey"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u1", .gpu_seconds = 60, .final = true})),
+              RefusedBy("usage_records_pkey"));
+  // The same operator id on another redemption is another record; case matters.
+  EXPECT_THAT(ErrorOf(UsageSql({.redemption_id = 2, .usage_id = "u1"})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "U1"})), Accepted());
+  EXPECT_EQ(Count("usage_records"), 3);
+}
+
+TEST_F(UsageRecordsTest, OneFinalRecordPerRedemptionAndUniqueSettlementOrder) {
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u1", .final = false}));
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u2", .final = false}));
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u3", .final = true}));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u4", .final = true})),
+              RefusedBy("usage_records_one_final"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u4", .final = false})), Accepted());
+  EXPECT_THAT(ErrorOf(UsageSql({.redemption_id = 2, .usage_id = "u4", .final = true})), Accepted());
+  // seq is unique (payout statements list lines in it).
+  const int64_t seq = Scalar<int64_t>("SELECT min(seq) FROM usage_records");
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u5", .seq = seq})), RefusedBy("usage_records_seq"));
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u5", .seq = 1'000'000})), Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(redemption_id || '/' || usage_id, ',' "
+                                "ORDER BY redemption_id, usage_id) FROM usage_records "
+                                "WHERE final"),
+            "1/u3,2/u4");
+}
+
+TEST_F(UsageRecordsTest, UsageRecordsAreAppendOnly) {
+  ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u1"}));
+  EXPECT_THAT(ErrorOf("UPDATE usage_records SET subsidy_fen = 0, copay_fen = 2800, "
+                      "post_transfer_id = NULL"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: usage_records is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("UPDATE usage_records SET capped_by = capped_by"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: usage_records is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("DELETE FROM usage_records WHERE usage_id = 'u1'"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: usage_records is append-only; DELETE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE usage_records"),
+              AllOf(HasSubstr("[0A000]"),
+                    HasSubstr("cannot truncate a table referenced in a foreign key constraint")));
+  EXPECT_THAT(ErrorOf("TRUNCATE usage_records CASCADE"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: usage_records is append-only; TRUNCATE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE usage_records, payout_lines"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: usage_records is append-only; TRUNCATE"));
+  EXPECT_EQ(Scalar<std::string>("SELECT usage_id || ':' || subsidy_fen FROM usage_records"),
+            "u1:2240");
+  // Inserting stays allowed.
+  EXPECT_THAT(ErrorOf(UsageSql({.usage_id = "u2"})), Accepted());
+}
+
+// ---------------------------------------------------------------------------------------------
+// program_monthly_spend
+
+TEST_F(RedemptionSchemaTest, MonthlySpendRowsMustBeValid) {
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-02", 1'000, 0)),
+              RefusedBy("program_monthly_spend_first_day"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-02-28", 1'000, 0)),
+              RefusedBy("program_monthly_spend_first_day"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 0, 0)),
+              RefusedBy("program_monthly_spend_limit_positive"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 1'000, -1)),
+              RefusedBy("program_monthly_spend_nonnegative"));
+  EXPECT_THAT(ErrorOf(SpendSql("prog-none", "2026-03-01", 1'000, 0)),
+              RefusedBy("program_monthly_spend_program_id_fkey"));
+  EXPECT_EQ(Count("program_monthly_spend"), 0);
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 1, 0)), Accepted());
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 1'000, 0)),
+              RefusedBy("program_monthly_spend_pkey"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-04-01", 1'000, 0)), Accepted());
+  EXPECT_EQ(Scalar<int64_t>("SELECT spent_fen FROM program_monthly_spend WHERE month = "
+                            "'2026-04-01'"),
+            0);
+}
+
+TEST_F(RedemptionSchemaTest, MonthlySpendStaysWithinItsLimit) {
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 1'000, 1'001)),
+              RefusedBy("program_monthly_spend_within_limit"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-03-01", 1'000, 1'000)), Accepted());
+  ASSERT_THAT(ErrorOf(SpendSql(kProgram, "2026-04-01", 1'000, 400)), Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE program_monthly_spend SET spent_fen = spent_fen + 601 "
+                      "WHERE month = '2026-04-01'"),
+              RefusedBy("program_monthly_spend_within_limit"));
+  EXPECT_THAT(ErrorOf("UPDATE program_monthly_spend SET spent_fen = spent_fen + 600 "
+                      "WHERE month = '2026-04-01'"),
+              Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE program_monthly_spend SET limit_fen = 999 WHERE month = "
+                      "'2026-04-01'"),
+              RefusedBy("program_monthly_spend_within_limit"));
+  // At the top of bigint.
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-05-01", kMaxFen - 1, kMaxFen)),
+              RefusedBy("program_monthly_spend_within_limit"));
+  EXPECT_THAT(ErrorOf(SpendSql(kProgram, "2026-05-01", kMaxFen, kMaxFen)), Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(month || ':' || spent_fen || '/' || limit_fen, "
+                                "',' ORDER BY month) FROM program_monthly_spend"),
+            "2026-03-01:1000/1000,2026-04-01:1000/1000,"
+            "2026-05-01:9223372036854775807/9223372036854775807");
+}
+
+// ---------------------------------------------------------------------------------------------
+// payouts and payout_lines
+
+class PayoutsTest : public RedemptionSchemaTest {
+ protected:
+  // Redemption 1 (DIRECT, dc1) with claims u1 (2240), u2 (1120), u0 (no subsidy), u3 (recorded
+  // under another program) and u4 (another datacenter); redemption 2 (REIMBURSE) with claim e1
+  // (2240) of the fixture's enterprise.
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(RedemptionSchemaTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 1, .state = kActive}));
+    ASSERT_NO_FATAL_FAILURE(AddRedemption({.id = 2, .settlement_style = 2, .state = kActive}));
+    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u1"}));
+    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u2", .gpu_seconds = 1'800}));
+    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u0", .subsidy_fen = 0, .capped_by = 2}));
+    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u3", .program_id = "prog-b"}));
+    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = "u4", .datacenter_id = "dc2"}));
+    ASSERT_NO_FATAL_FAILURE(
+        AddUsage({.redemption_id = 2, .usage_id = "e1", .settlement_style = 2}));
+  }
+
+  std::string Mismatch(int64_t id, int64_t amount, int lines, int64_t total, int n) {
+    return absl::StrCat("PAYOUT_MISMATCH: payout ", id, " pays ", amount, " fen over ", lines,
+                        " lines, its lines add up to ", total, " over ", n);
+  }
+};
+
+TEST_F(PayoutsTest, PayoutFieldsMustBeValid) {
+  const std::vector<std::pair<int64_t, std::string>> u1 = {{1, "u1"}};
+  for (int kind : {0, 3}) {
+    EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee_kind = kind}, u1)),
+                RefusedBy("payouts_payee_kind_known"))
+        << kind;
+  }
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee = ""}, u1)), RefusedBy("payouts_payee_nonempty"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 0}, u1)),
+              RefusedBy("payouts_amount_positive"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.lines = 0}, u1)), RefusedBy("payouts_lines_positive"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.period_end = "'2026-03-01T00:00:00+08'"}, u1)),
+              RefusedBy("payouts_period_ordered"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.period_end = "'2026-02-28T23:59:59+08'"}, u1)),
+              RefusedBy("payouts_period_ordered"));
+  EXPECT_EQ(Count("payouts"), 0);
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.period_end = "'2026-03-01T00:00:00.000001+08'"}, u1)),
+              Accepted());
+  EXPECT_EQ(Count("payouts"), 1);
+  EXPECT_EQ(Count("payout_lines"), 1);
+}
+
+TEST_F(PayoutsTest, PayoutMustReferenceItsProgramIssuerAndTransferOnce) {
+  const std::vector<std::pair<int64_t, std::string>> u1 = {{1, "u1"}};
+  const std::vector<std::pair<int64_t, std::string>> u2 = {{1, "u2"}};
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.program_id = "prog-none"}, u1)),
+              RefusedBy("payouts_program_id_fkey"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.issuer_id = "iss-none"}, u1)),
+              RefusedBy("payouts_issuer_id_fkey"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.transfer_id = kMissingId}, u1)),
+              RefusedBy("payouts_transfer_id_fkey"));
+  const int64_t transfer = NewTransfer(kPayout, 2'240, std::nullopt);
+  ASSERT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1, .transfer_id = transfer}, u1)), Accepted());
+  // One payout per transfer, per request and per id.
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.id = 2, .amount_fen = 1'120, .transfer_id = transfer}, u2)),
+      RefusedBy("payouts_transfer_once"));
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.id = 2, .amount_fen = 1'120, .request_id = "payout-1"}, u2)),
+      RefusedBy("payouts_request_once"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1, .amount_fen = 1'120, .request_id = "x"}, u2)),
+              RefusedBy("payouts_pkey"));
+  EXPECT_EQ(Count("payouts"), 1);
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2, .amount_fen = 1'120}, u2)), Accepted());
+  EXPECT_EQ(Count("payouts"), 2);
+}
+
+TEST_F(PayoutsTest, PayoutAmountMustBeTheSumOfItsLinesAtCommit) {
+  const std::vector<std::pair<int64_t, std::string>> u1u2 = {{1, "u1"}, {1, "u2"}};
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 3'361, .lines = 2}, u1u2)),
+              RefusedByTrigger("VC042", Mismatch(1, 3'361, 2, 3'360, 2)));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 3'359, .lines = 2}, u1u2)),
+              RefusedByTrigger("VC042", Mismatch(1, 3'359, 2, 3'360, 2)));
+  // The count too.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 3'360, .lines = 3}, u1u2)),
+              RefusedByTrigger("VC042", Mismatch(1, 3'360, 3, 3'360, 2)));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 3'360, .lines = 1}, u1u2)),
+              RefusedByTrigger("VC042", Mismatch(1, 3'360, 1, 3'360, 2)));
+  // A payout without lines.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 2'240, .lines = 1}, {})),
+              RefusedByTrigger("VC042", Mismatch(1, 2'240, 1, 0, 0)));
+  EXPECT_EQ(Count("payouts"), 0);
+  EXPECT_EQ(Count("payout_lines"), 0);
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.amount_fen = 3'360, .lines = 2}, u1u2)), Accepted());
+  EXPECT_EQ(Count("payouts"), 1);
+  EXPECT_EQ(Count("payout_lines"), 2);
+}
+
+TEST_F(PayoutsTest, PayoutLinesMustBeClaimsOfItsProgramAndPayee) {
+  // The sums and counts match; one line is not this payout's to pay.
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.amount_fen = 4'480, .lines = 2}, {{1, "u1"}, {1, "u3"}})),
+      RefusedByTrigger("VC042", Mismatch(1, 4'480, 2, 4'480, 2)));
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.amount_fen = 4'480, .lines = 2}, {{1, "u1"}, {1, "u4"}})),
+      RefusedByTrigger("VC042", Mismatch(1, 4'480, 2, 4'480, 2)));
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.amount_fen = 2'240, .lines = 2}, {{1, "u1"}, {1, "u0"}})),
+      RefusedByTrigger("VC042", Mismatch(1, 2'240, 2, 2'240, 2)));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee = "dc2"}, {{1, "u1"}})),
+              RefusedByTrigger("VC042", Mismatch(1, 2'240, 1, 2'240, 1)));
+  // A DIRECT claim paid to the enterprise, and a REIMBURSE claim paid to the datacenter.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee_kind = 2, .payee = kUscc}, {{1, "u1"}})),
+              RefusedByTrigger("VC042", Mismatch(1, 2'240, 1, 2'240, 1)));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee_kind = 1, .payee = kDatacenter}, {{2, "e1"}})),
+              RefusedByTrigger("VC042", Mismatch(1, 2'240, 1, 2'240, 1)));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.payee_kind = 2, .payee = kOtherUscc}, {{2, "e1"}})),
+              RefusedByTrigger("VC042", Mismatch(1, 2'240, 1, 2'240, 1)));
+  EXPECT_EQ(Count("payouts"), 0);
+  // The datacenter's own DIRECT claims; the enterprise's own REIMBURSE claim.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1, .amount_fen = 3'360, .lines = 2},
+                                         {{1, "u1"}, {1, "u2"}})),
+              Accepted());
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2, .payee_kind = 2, .payee = kUscc}, {{2, "e1"}})),
+              Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT string_agg(payout_id || ':' || redemption_id || '/' || "
+                                "usage_id, ',' ORDER BY payout_id, usage_id) FROM payout_lines"),
+            "1:1/u1,1:1/u2,2:2/e1");
+}
+
+TEST_F(PayoutsTest, PayoutLineMustReferenceAPayoutAndAUsageRecord) {
+  EXPECT_THAT(ErrorOf(LineSql(kMissingId, 1, "u1")), RefusedBy("payout_lines_payout_id_fkey"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({}, {{1, "u9"}})), RefusedBy("payout_lines_usage_fkey"));
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({}, {{2, "u1"}})), RefusedBy("payout_lines_usage_fkey"));
+  EXPECT_EQ(Count("payout_lines"), 0);
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({}, {{1, "u1"}})), Accepted());
+}
+
+TEST_F(PayoutsTest, UsageRecordIsPaidOnce) {
+  ASSERT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1}, {{1, "u1"}})), Accepted());
+  // Again by another payout.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2}, {{1, "u1"}})),
+              RefusedBy("payout_lines_paid_once"));
+  // Twice in one payout.
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2, .amount_fen = 2'240, .lines = 2},
+                                         {{1, "u2"}, {1, "u2"}})),
+              RefusedBy("payout_lines_paid_once"));
+  EXPECT_EQ(Count("payouts"), 1);
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2, .amount_fen = 1'120}, {{1, "u2"}})), Accepted());
+  EXPECT_EQ(Count("payout_lines"), 2);
+}
+
+TEST_F(PayoutsTest, PayoutsAndLinesAreAppendOnly) {
+  ASSERT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1}, {{1, "u1"}})), Accepted());
+  EXPECT_THAT(ErrorOf("UPDATE payouts SET amount_fen = 1"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payouts is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("UPDATE payouts SET payee = payee"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payouts is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("DELETE FROM payouts"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payouts is append-only; DELETE"));
+  EXPECT_THAT(ErrorOf("UPDATE payout_lines SET usage_id = 'u2'"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payout_lines is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("UPDATE payout_lines SET payout_id = payout_id"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payout_lines is append-only; UPDATE"));
+  EXPECT_THAT(ErrorOf("DELETE FROM payout_lines"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payout_lines is append-only; DELETE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE payout_lines"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payout_lines is append-only; TRUNCATE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE payouts"),
+              AllOf(HasSubstr("[0A000]"),
+                    HasSubstr("cannot truncate a table referenced in a foreign key constraint")));
+  EXPECT_THAT(ErrorOf("TRUNCATE payouts CASCADE"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payouts is append-only; TRUNCATE"));
+  EXPECT_THAT(ErrorOf("TRUNCATE payouts, payout_lines"),
+              RefusedByTrigger("VC001", "APPEND_ONLY: payouts is append-only; TRUNCATE"));
+  EXPECT_EQ(Scalar<std::string>("SELECT p.amount_fen || ':' || l.usage_id FROM payouts p "
+                                "JOIN payout_lines l ON l.payout_id = p.id"),
+            "2240:u1");
+}
+
+// SCHEMA GAP, disabled until a migration closes it: payouts_match_lines runs only for INSERT INTO
+// payouts, and nothing checks an INSERT INTO payout_lines, so a line added to a payout in a
+// later transaction is accepted. The claim then counts as paid (payout_lines_paid_once keeps
+// every later payout from paying it) although no transfer paid it, and the payout no longer
+// pays exactly its lines; even a claim of another program is accepted.
+TEST_F(PayoutsTest, DISABLED_LineAddedToACommittedPayoutIsRefused) {
+  ASSERT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1}, {{1, "u1"}})), Accepted());
+  EXPECT_THAT(ErrorOf(LineSql(1, 1, "u2")), RefusedByTrigger("VC042", "PAYOUT_MISMATCH: payout 1"));
+  EXPECT_THAT(ErrorOf(LineSql(1, 1, "u3")), RefusedByTrigger("VC042", "PAYOUT_MISMATCH: payout 1"));
+  EXPECT_EQ(Count("payout_lines"), 1);
+}
+
+}  // namespace
+}  // namespace vch::storage
