@@ -918,7 +918,16 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
       std::set<int64_t> ids;
       for (UsageOp* op : group) ids.insert(op->report.redemption_id);
       tx.exec_params(kLockRedemptions, BigintArray({ids.begin(), ids.end()}));
-      // 2. Replays, and one op per key per batch.
+      // 2. The redemptions as they stand (locked above). A caller outside a redemption's
+      // datacenter learns nothing of it, not even from a stored answer.
+      std::map<int64_t, RedemptionRecord> redemptions;
+      for (const pqxx::row& r :
+           tx.exec_params(absl::StrCat(kRedemptionSelect, " WHERE r.id = ANY($1::bigint[])"),
+                          BigintArray({ids.begin(), ids.end()}))) {
+        RedemptionRecord rec = ParseRedemption(r);
+        redemptions[rec.id] = std::move(rec);
+      }
+      // 3. Replays, and one op per key per batch.
       std::vector<IdempotencyKey> key_store;
       for (UsageOp* op : group) key_store.push_back(UsageKey(op->report));
       std::vector<const IdempotencyKey*> keys;
@@ -926,6 +935,15 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
       const auto stored = FindKeys(tx, keys);
       std::set<std::pair<std::string, std::string>> seen;
       for (size_t i = 0; i < group.size(); ++i) {
+        const UsageReport& in = group[i]->report;
+        auto r = redemptions.find(in.redemption_id);
+        if (r == redemptions.end() ||
+            (!in.datacenter_scope.empty() && r->second.datacenter_id != in.datacenter_scope)) {
+          group[i]->result =
+              DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
+                          absl::StrCat("redemption ", in.redemption_id, " not found"));
+          continue;
+        }
         const IdempotencyKey& k = key_store[i];
         auto it = stored.find({k.scope, k.request_id});
         if (it != stored.end()) {
@@ -939,14 +957,6 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
           continue;
         }
         d[i].active = true;
-      }
-      // 3. The redemptions as they stand (locked above).
-      std::map<int64_t, RedemptionRecord> redemptions;
-      for (const pqxx::row& r :
-           tx.exec_params(absl::StrCat(kRedemptionSelect, " WHERE r.id = ANY($1::bigint[])"),
-                          BigintArray({ids.begin(), ids.end()}))) {
-        RedemptionRecord rec = ParseRedemption(r);
-        redemptions[rec.id] = std::move(rec);
       }
       // 4. Monthly spend of the programs that limit it, locked in program order.
       const absl::CivilMonth month = absl::CivilMonth(absl::ToCivilSecond(now, kChinaTime));
@@ -993,13 +1003,7 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
           d[i].active = false;
           group[i]->result = std::move(s);
         };
-        auto it = redemptions.find(in.redemption_id);
-        if (it == redemptions.end() ||
-            (!in.datacenter_scope.empty() && it->second.datacenter_id != in.datacenter_scope)) {
-          fail(DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
-                           absl::StrCat("redemption ", in.redemption_id, " not found")));
-          continue;
-        }
+        auto it = redemptions.find(in.redemption_id);  // present and in scope: checked above
         RedemptionRecord& r = it->second;
         if (r.state == RedemptionState::kPlaced) {
           fail(StateError(r, "REDEMPTION_NOT_CONFIRMED", "usage needs a confirmed placement"));
@@ -1399,8 +1403,8 @@ absl::StatusOr<std::vector<RedemptionRecord>> RedemptionStore::ListPending(
     for (const pqxx::row& r : tx.exec_params(
              absl::StrCat(kRedemptionSelect,
                           " WHERE r.state = 1 AND ($1 = '' OR r.datacenter_id = $1) AND r.id > $2 "
-                          "ORDER BY r.id LIMIT $3"),
-             datacenter_id, after_id, limit)) {
+                          "AND r.expires_at > vch_ts($4) ORDER BY r.id LIMIT $3"),
+             datacenter_id, after_id, limit, absl::ToUnixMicros(options_.clock()))) {
       out.push_back(ParseRedemption(r));
     }
     return absl::OkStatus();

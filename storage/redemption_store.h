@@ -264,7 +264,7 @@ class RedemptionStore {
   };
   absl::StatusOr<std::vector<RedemptionRecord>> List(const Filter& filter,
                                                      const RedemptionScope& scope);
-  // PLACED at `datacenter_id`, oldest first, ids above after_id.
+  // PLACED at `datacenter_id` and not yet expired, oldest first, ids above after_id.
   absl::StatusOr<std::vector<RedemptionRecord>> ListPending(const std::string& datacenter_id,
                                                             int64_t after_id, int limit);
 
