@@ -644,7 +644,7 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
       continue;
     }
     if (pf.wallet_account_id == 0) {
-      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "AWARD_NOT_FOUND",
+      fail(i, DomainError(absl::StatusCode::kFailedPrecondition, "NO_AWARD",
                           absl::StrCat("enterprise ", req.uscc, " has no award in program ",
                                        req.program_id)));
       continue;

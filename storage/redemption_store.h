@@ -220,7 +220,7 @@ class RedemptionStore {
   // payable for REIMBURSE programs) and the GPUs, and signs the voucher, in one transaction.
   // A request no pool can take writes nothing: outcome placed = false with the exclusion
   // counts (encoded, not stored). Errors: NOT_FOUND PROGRAM_NOT_FOUND, FAILED_PRECONDITION
-  // PROGRAM_NOT_OPEN / REDEMPTION_WINDOW_CLOSED / AWARD_NOT_FOUND / INSUFFICIENT_FUNDS /
+  // PROGRAM_NOT_OPEN / REDEMPTION_WINDOW_CLOSED / NO_AWARD / INSUFFICIENT_FUNDS /
   // ESTIMATE_TOO_SMALL, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED.
   absl::StatusOr<std::string> RequestCompute(ComputeRequest request,
                                              const Encoder<ComputeOutcome>& encode);

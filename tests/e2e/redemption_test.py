@@ -1110,7 +1110,7 @@ class RedemptionTest(unittest.TestCase):
                               "RequestCompute", self.compute_request("sh-direct"), principal)
         # An enterprise without an award.
         self.register(OTHER_SME)
-        self.assert_fails(grpc.StatusCode.FAILED_PRECONDITION, "AWARD_NOT_FOUND",
+        self.assert_fails(grpc.StatusCode.FAILED_PRECONDITION, "NO_AWARD",
                           "RequestCompute", self.compute_request("sh-direct"), OTHER_ENTERPRISE)
         self.assert_fails(grpc.StatusCode.NOT_FOUND, "PROGRAM_NOT_FOUND", "RequestCompute",
                           self.compute_request("no-such-program"), ENTERPRISE)
