@@ -389,7 +389,8 @@ struct OpBase {
   absl::Notification done;
   absl::StatusOr<std::string> result = absl::UnknownError("not decided");
   int attempts = 0;
-  bool requeue = false;  // set by a batch: run again in a later batch
+  bool requeue = false;    // set by a batch: run again in a later batch
+  bool lost_race = false;  // ... because its pool's GPUs went to a concurrent batch
 };
 
 struct RedemptionStore::ComputeOp : OpBase {
@@ -534,6 +535,7 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
     return RunTransaction(batch_pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
       for (ComputeOp* op : group) {
         op->requeue = false;
+        op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
       ComputeInTx(tx, options_, true, group, options_.clock());
@@ -556,7 +558,8 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
     ops[0]->result = status;
   }
   for (ComputeOp* op : ops) {
-    if (!op->requeue) continue;
+    // A duplicate of a request in flight waits for it without limit; a lost race counts.
+    if (!op->requeue || !op->lost_race) continue;
     if (++op->attempts >= options_.place_attempts) {
       // Lost the race for the last GPUs every time: unplaced, like a full pool.
       op->requeue = false;
@@ -733,6 +736,7 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     if (left < r.gpus) {
       d[i].active = false;
       ops[i]->requeue = true;
+      ops[i]->lost_race = true;
       continue;
     }
     left -= r.gpus;

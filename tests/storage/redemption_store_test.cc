@@ -486,12 +486,12 @@ TEST_F(RedemptionStoreTest, ConfirmAfterExpiryIsRefusedEvenBeforeTheSweep) {
 
 TEST_F(RedemptionStoreTest, FailuresInABatchFailAlone) {
   // Enterprise 9 has no award, program "nope" does not exist, enterprise 2 asks for more than
-  // its award covers (64 GPUs x 20 h x 1,500 = 1,920,000 fen, 80 % = 1,536,000 > 1,000,000):
+  // its award covers (32 GPUs x 40 h x 1,500 = 1,920,000 fen, 80 % = 1,536,000 > 1,000,000):
   // each fails by itself while the others, sent at the same moment, are placed.
   std::vector<ComputeRequest> requests;
   requests.push_back(Request(9, 1, 1));
   requests.push_back(Request(1, 1, 1, "nope"));
-  requests.push_back(Request(2, 64, 20));
+  requests.push_back(Request(2, 32, 40));
   for (int i = 0; i < 5; ++i) requests.push_back(Request(3, 1, 1));
   std::vector<absl::StatusOr<std::string>> answers(requests.size(), absl::UnknownError(""));
   std::vector<std::thread> threads;
