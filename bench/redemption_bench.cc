@@ -653,7 +653,13 @@ struct LoopResult {
   int64_t ok_total = 0;  // every OK answer, warm-up and drain included
   int64_t failures = 0;
   std::string cpu;
+  std::string window;  // "window_unix=START-END" of the measured window
 };
+
+std::string WindowLine(absl::Time start, absl::Time end) {
+  return absl::StrFormat("window_unix=%.3f-%.3f", absl::ToDoubleSeconds(start - absl::UnixEpoch()),
+                         absl::ToDoubleSeconds(end - absl::UnixEpoch()));
+}
 
 double Percentile(const std::vector<int64_t>& sorted_us, double p) {
   if (sorted_us.empty()) return 0;
@@ -690,12 +696,14 @@ LoopResult ClosedLoop(const Options& options, FailureLog& failures,
   for (int t = 0; t < options.threads; ++t) threads.emplace_back(client, t);
   std::this_thread::sleep_for(std::chrono::duration<double>(options.warmup_seconds));
   const Clock::time_point measure_start = Clock::now();
+  const absl::Time window_start = absl::Now();
   cpu.Start();
   phase = kMeasure;
   std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
   phase = kStop;
   LoopResult result;
   result.seconds = std::chrono::duration<double>(Clock::now() - measure_start).count();
+  result.window = WindowLine(window_start, absl::Now());
   result.cpu = cpu.Stop();
   for (std::thread& t : threads) t.join();
   for (int t = 0; t < options.threads; ++t) {
@@ -739,7 +747,7 @@ int RunRequest(const Options& options, uint64_t seed) {
     return CheckPlaced(resp, t, 1);
   });
   if (r.failures > 0) failures.Print();
-  std::printf("%s\n", r.cpu.c_str());
+  std::printf("%s\n%s\n", r.window.c_str(), r.cpu.c_str());
   const int64_t n = static_cast<int64_t>(r.latencies_us.size());
   std::printf(
       "requests=%lld seconds=%.2f rps=%.1f p50_ms=%.2f p99_ms=%.2f failures=%lld "
@@ -821,8 +829,10 @@ int RunOpen(const Options& options, uint64_t seed) {
   std::vector<std::thread> threads;
   for (int t = 0; t < options.threads; ++t) threads.emplace_back(sender, t);
   std::this_thread::sleep_until(measure_start);
+  const absl::Time window_start = absl::Now();
   cpu.Start();
   std::this_thread::sleep_until(end);
+  const std::string window = WindowLine(window_start, absl::Now());
   const std::string cpu_line = cpu.Stop();
   for (std::thread& t : threads) t.join();
   std::vector<int64_t> all, all_lags;
@@ -837,7 +847,7 @@ int RunOpen(const Options& options, uint64_t seed) {
   const int64_t failed = failures.total();
   if (failed > 0) failures.Print();
   const double seconds = std::chrono::duration<double>(end - measure_start).count();
-  std::printf("%s\n", cpu_line.c_str());
+  std::printf("%s\n%s\n", window.c_str(), cpu_line.c_str());
   std::printf("send lag behind schedule: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
               Percentile(all_lags, 0.5), Percentile(all_lags, 0.99),
               all_lags.empty() ? 0.0 : static_cast<double>(all_lags.back()) / 1000.0);
@@ -957,7 +967,7 @@ int RunUsage(const Options& options, uint64_t seed) {
     return "";
   });
   if (r.failures > 0) failures.Print();
-  std::printf("%s\n", r.cpu.c_str());
+  std::printf("%s\n%s\n", r.window.c_str(), r.cpu.c_str());
   const int64_t n = static_cast<int64_t>(r.latencies_us.size());
   std::printf(
       "reports=%lld seconds=%.2f rps=%.1f p50_ms=%.2f p99_ms=%.2f failures=%lld "

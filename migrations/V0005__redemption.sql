@@ -157,17 +157,20 @@ END
 $$;
 CREATE TRIGGER redemptions_guard BEFORE UPDATE OR DELETE ON redemptions
   FOR EACH ROW EXECUTE FUNCTION redemptions_guard();
--- (After the row's own constraints.) A new redemption holds what it says: its HOLD transfer holds held_fen from a wallet of its
--- program, its capacity hold is a HELD hold of its gpus in its pool, and a replacement replaces
+-- (After the row's own constraints.) A new redemption holds what it says: its HOLD transfer is
+-- an open hold of held_fen from its enterprise's wallet in its program, its capacity hold is a HELD hold of its gpus in its pool, and a replacement replaces
 -- a rejected redemption of the same enterprise and program.
 CREATE FUNCTION redemptions_insert_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                 JOIN ledger_holds h ON h.transfer_id = t.id AND NOT h.resolved
+                 JOIN program_enterprises pe ON pe.wallet_account_id = t.debit_account_id
                  WHERE t.id = NEW.hold_transfer_id AND t.kind = 3 AND t.amount_fen = NEW.held_fen
-                   AND t.program_id = NEW.program_id) THEN
-    RAISE EXCEPTION 'REDEMPTION_HOLD_MISMATCH: transfer % is not a HOLD of % fen in program %',
-      NEW.hold_transfer_id, NEW.held_fen, NEW.program_id USING ERRCODE = 'VC043';
+                   AND t.program_id = NEW.program_id AND pe.program_id = NEW.program_id
+                   AND pe.uscc = NEW.uscc) THEN
+    RAISE EXCEPTION 'REDEMPTION_HOLD_MISMATCH: transfer % is not an open HOLD of % fen from the wallet of % in program %',
+      NEW.hold_transfer_id, NEW.held_fen, NEW.uscc, NEW.program_id USING ERRCODE = 'VC043';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM capacity_holds h
                  WHERE h.id = NEW.capacity_hold_id AND h.datacenter_id = NEW.datacenter_id
@@ -333,7 +336,8 @@ CREATE TRIGGER payout_lines_no_truncate BEFORE TRUNCATE ON payout_lines
 
 -- At commit, a payout pays exactly its lines: the amount is the sum of their subsidies, each
 -- line is a claim of the payout's program and payee settled within its period, the payout's
--- issuer is the program's, and the count matches.
+-- issuer is the program's, its transfer is a PAYOUT of its amount in its program, and the count
+-- matches.
 CREATE FUNCTION payout_matches_lines(payout bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -357,7 +361,9 @@ BEGIN
     FROM payout_lines l JOIN usage_records u USING (redemption_id, usage_id)
    WHERE l.payout_id = payout;
   IF total <> p.amount_fen OR n <> p.lines OR foreign_lines <> 0
-     OR NOT EXISTS (SELECT 1 FROM programs g WHERE g.id = p.program_id AND g.issuer_id = p.issuer_id) THEN
+     OR NOT EXISTS (SELECT 1 FROM programs g WHERE g.id = p.program_id AND g.issuer_id = p.issuer_id)
+     OR NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = p.transfer_id AND t.kind = 7
+                      AND t.amount_fen = p.amount_fen AND t.program_id = p.program_id) THEN
     RAISE EXCEPTION 'PAYOUT_MISMATCH: payout % pays % fen over % lines, its lines add up to % over %',
       payout, p.amount_fen, p.lines, total, n USING ERRCODE = 'VC042';
   END IF;
@@ -372,17 +378,19 @@ END
 $$;
 CREATE CONSTRAINT TRIGGER payouts_match_lines AFTER INSERT ON payouts
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION payouts_match_lines();
--- Lines join a payout only in the transaction that wrote it (so the check above covers them).
-CREATE FUNCTION payout_lines_same_transaction() RETURNS trigger
+-- Every statement that adds lines re-checks the payouts it touched, whenever it runs: a line
+-- added after the payout was written (or after its check ran) breaks the sum and is refused.
+CREATE FUNCTION payout_lines_match_payouts() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  payout bigint;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM payouts p WHERE p.id = NEW.payout_id
-                   AND p.xmin::text::bigint = txid_current() % 4294967296) THEN
-    RAISE EXCEPTION 'PAYOUT_MISMATCH: lines join payout % only when it is written', NEW.payout_id
-      USING ERRCODE = 'VC042';
-  END IF;
-  RETURN NEW;
+  FOR payout IN SELECT DISTINCT payout_id FROM new_lines LOOP
+    PERFORM payout_matches_lines(payout);
+  END LOOP;
+  RETURN NULL;
 END
 $$;
-CREATE TRIGGER payout_lines_same_transaction AFTER INSERT ON payout_lines
-  FOR EACH ROW EXECUTE FUNCTION payout_lines_same_transaction();
+CREATE TRIGGER payout_lines_match_payouts AFTER INSERT ON payout_lines
+  REFERENCING NEW TABLE AS new_lines
+  FOR EACH STATEMENT EXECUTE FUNCTION payout_lines_match_payouts();
