@@ -18,6 +18,9 @@
 // Last line of request/open/usage: key=value pairs (requests or reports, seconds, rps, p50_ms,
 // p99_ms, failures, and the totals the driver checks against the database).
 #include <dirent.h>
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,10 +39,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpc/grpc_security_constants.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/security/credentials.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -108,7 +107,7 @@ struct Options {
   double seconds = 20;
   double warmup_seconds = 2;
   bool hot = false;
-  double rate = 0;  // open loop, requests per second
+  double rate = 0;     // open loop, requests per second
   int per_thread = 4;  // usage: redemptions per client thread
   int channels = 4;
   int vchd_pid = 0;
@@ -212,7 +211,8 @@ std::string ModelOf(int d) {
 // `region`: "91", the region, "MA", n in base 31, then the check character.
 std::string Uscc(int n, const std::string& region = "310115") {
   static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-  static constexpr int kWeights[] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
+  static constexpr int kWeights[] = {1,  3,  9,  27, 19, 26, 16, 17, 20,
+                                     29, 25, 13, 8,  24, 10, 30, 28};
   std::string digits(7, '0');
   for (int i = 6; i >= 0; --i) {
     digits[i] = kAlphabet[n % 31];
@@ -244,12 +244,23 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const Options& options)
 
 // "CODE reason: message" of a failed call (reason from the google.rpc.ErrorInfo detail).
 std::string Describe(const grpc::Status& status) {
-  static const char* const kCodes[] = {
-      "OK",          "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kCodes[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   const int code = static_cast<int>(status.error_code());
   std::string out = code >= 0 && code <= 16 ? kCodes[code] : absl::StrCat("code ", code);
   google::rpc::Status details;
@@ -399,8 +410,9 @@ class CpuMeter {
     const double self = SelfCpuSeconds() - self_;
     std::string out = absl::StrCat("cpu (cores busy over ", absl::StrFormat("%.1f", wall), " s):");
     if (vchd_ >= 0) {
-      absl::StrAppend(&out, absl::StrFormat(" vchd=%.2f",
-                                            (ProcessTicks(options_.vchd_pid) - vchd_) / tick / wall));
+      absl::StrAppend(
+          &out,
+          absl::StrFormat(" vchd=%.2f", (ProcessTicks(options_.vchd_pid) - vchd_) / tick / wall));
     }
     if (pg_ >= 0) {
       absl::StrAppend(&out, absl::StrFormat(" postgres=%.2f",
@@ -447,8 +459,8 @@ int RunSetup(const Options& options) {
     req.set_level(v1::ISSUER_LEVEL_PROVINCE);
     v1::RegisterIssuerResponse resp;
     if (!Setup("RegisterIssuer", "PLATFORM_ADMIN", [&](grpc::ClientContext* c) {
-          return issuers->RegisterIssuer(c, req, &resp);
-        }).ok()) {
+           return issuers->RegisterIssuer(c, req, &resp);
+         }).ok()) {
       return 1;
     }
   }
@@ -473,8 +485,8 @@ int RunSetup(const Options& options) {
     rules->set_price_ceiling_fen_per_gpu_hour(kPriceCeilingFen);
     v1::CreateProgramResponse created;
     if (!Setup("CreateProgram", admin, [&](grpc::ClientContext* c) {
-          return programs->CreateProgram(c, create, &created);
-        }).ok()) {
+           return programs->CreateProgram(c, create, &created);
+         }).ok()) {
       return false;
     }
     v1::FundProgramRequest fund;
@@ -483,17 +495,17 @@ int RunSetup(const Options& options) {
     fund.set_amount_fen(budget);
     v1::FundProgramResponse funded;
     if (!Setup("FundProgram", admin, [&](grpc::ClientContext* c) {
-          return programs->FundProgram(c, fund, &funded);
-        }).ok()) {
+           return programs->FundProgram(c, fund, &funded);
+         }).ok()) {
       return false;
     }
     v1::OpenProgramRequest open;
     open.set_request_id(absl::StrCat("setup-open-", p));
     open.set_id(ProgramId(p));
     v1::OpenProgramResponse opened;
-    return Setup("OpenProgram", admin, [&](grpc::ClientContext* c) {
-             return programs->OpenProgram(c, open, &opened);
-           }).ok();
+    return Setup("OpenProgram", admin,
+                 [&](grpc::ClientContext* c) { return programs->OpenProgram(c, open, &opened); })
+        .ok();
   });
   ok = ok && ParallelFor(options.enterprises, kSetupThreads, [&](int e) {
          const std::string uscc = EnterpriseUscc(e);
@@ -555,8 +567,8 @@ int RunSetup(const Options& options) {
          center->set_national_network(true);
          v1::RegisterDatacenterResponse registered;
          if (!Setup("RegisterDatacenter", op, [&](grpc::ClientContext* c) {
-               return capacity->RegisterDatacenter(c, reg, &registered);
-             }).ok()) {
+                return capacity->RegisterDatacenter(c, reg, &registered);
+              }).ok()) {
            return false;
          }
          v1::RegisterPoolRequest pool;
@@ -572,8 +584,8 @@ int RunSetup(const Options& options) {
          p->set_price_fen_per_gpu_hour(site.price_fen);
          v1::RegisterPoolResponse pooled;
          if (!Setup("RegisterPool", op, [&](grpc::ClientContext* c) {
-               return capacity->RegisterPool(c, pool, &pooled);
-             }).ok()) {
+                return capacity->RegisterPool(c, pool, &pooled);
+              }).ok()) {
            return false;
          }
          v1::ReportCapacityRequest report;
@@ -583,9 +595,10 @@ int RunSetup(const Options& options) {
          r->set_pool("gpu");
          r->set_gpus_free(kPoolGpus);
          v1::ReportCapacityResponse reported;
-         return Setup("ReportCapacity", op, [&](grpc::ClientContext* c) {
-                  return capacity->ReportCapacity(c, report, &reported);
-                })
+         return Setup("ReportCapacity", op,
+                      [&](grpc::ClientContext* c) {
+                        return capacity->ReportCapacity(c, report, &reported);
+                      })
              .ok();
        });
   if (!ok) return 1;
@@ -707,8 +720,7 @@ LoopResult ClosedLoop(const Options& options, FailureLog& failures,
   result.cpu = cpu.Stop();
   for (std::thread& t : threads) t.join();
   for (int t = 0; t < options.threads; ++t) {
-    result.latencies_us.insert(result.latencies_us.end(), latencies[t].begin(),
-                               latencies[t].end());
+    result.latencies_us.insert(result.latencies_us.end(), latencies[t].begin(), latencies[t].end());
     result.ok_total += ok[t];
   }
   std::sort(result.latencies_us.begin(), result.latencies_us.end());
@@ -786,9 +798,8 @@ int RunOpen(const Options& options, uint64_t seed) {
   const Clock::time_point measure_start =
       start + std::chrono::duration_cast<Clock::duration>(
                   std::chrono::duration<double>(options.warmup_seconds));
-  const Clock::time_point end =
-      measure_start + std::chrono::duration_cast<Clock::duration>(
-                          std::chrono::duration<double>(options.seconds));
+  const Clock::time_point end = measure_start + std::chrono::duration_cast<Clock::duration>(
+                                                    std::chrono::duration<double>(options.seconds));
   std::atomic<int64_t> next{0};
   std::vector<std::vector<int64_t>> latencies(options.threads), lags(options.threads);
   std::vector<int64_t> ok(options.threads, 0), due_in_window(options.threads, 0);
@@ -1023,6 +1034,4 @@ int Run(const Options& options) {
 }  // namespace
 }  // namespace vch::bench
 
-int main(int argc, char** argv) {
-  return vch::bench::Run(vch::bench::ParseOptions(argc, argv));
-}
+int main(int argc, char** argv) { return vch::bench::Run(vch::bench::ParseOptions(argc, argv)); }

@@ -52,11 +52,22 @@ const std::vector<OptionSpec>& Options() {
          return absl::OkStatus();
        }},
       {"pool-size", "VCH_POOL_SIZE", "N",
-       "database connections; also caps the gRPC handler threads (default 8)",
+       "database connections for the handlers (default 8; the batched ledger and redemption "
+       "writers have connections of their own)",
        [](VchdConfig& c, absl::string_view v) {
          int64_t n = 0;
          absl::Status s = ParseIntIn("pool-size", v, 1, 512, &n);
          c.pool_size = static_cast<int>(n);
+         return s;
+       }},
+      {"max-threads", "VCH_MAX_THREADS", "N",
+       "gRPC handler threads at most (default 256): calls in flight, including those waiting "
+       "for their batch or for a database connection; a call beyond them is refused with "
+       "RESOURCE_EXHAUSTED",
+       [](VchdConfig& c, absl::string_view v) {
+         int64_t n = 0;
+         absl::Status s = ParseIntIn("max-threads", v, 4, 4096, &n);
+         c.max_threads = static_cast<int>(n);
          return s;
        }},
       {"metrics-listen", "VCH_METRICS_LISTEN", "HOST:PORT",

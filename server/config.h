@@ -20,6 +20,7 @@ struct VchdConfig {
   std::string listen = "127.0.0.1:50051";
   std::string dsn;
   int pool_size = 8;
+  int max_threads = 256;
   std::string metrics_listen;  // empty = no metrics endpoint
   int64_t max_message_bytes = 4 << 20;
   absl::Duration health_interval = absl::Seconds(1);

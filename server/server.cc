@@ -173,14 +173,17 @@ int RunServe(const VchdConfig& config) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
-  // Handler threads are capped by the pool: one connection per running handler, plus the
-  // pollers that wait for new calls.
-  constexpr int kMaxPollers = 2;
+  // Every call in flight holds a handler thread, also while it waits for its batch (ledger,
+  // redemptions) or for a database connection (up to the pool's acquire timeout). Up to
+  // kMaxPollers idle threads stay alive between calls, so a steady load does not create and
+  // destroy a thread per call.
+  constexpr int kMinPollers = 2;
+  constexpr int kMaxPollers = 32;
   grpc::ResourceQuota quota("vchd");
-  quota.SetMaxThreads(config.pool_size + kMaxPollers);
+  quota.SetMaxThreads(config.max_threads);
   builder.SetResourceQuota(quota);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, kMinPollers);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxPollers);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/json_log.h"
@@ -53,52 +54,56 @@ FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)sql";
 constexpr char kNextTransferIds[] =
     "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
 
-constexpr char kInsertTransfers[] = R"sql(
-INSERT INTO ledger_transfers (
-  id, program_id, kind, debit_account_id, credit_account_id, amount_fen, released_fen,
-  pending_id, expires_at, request_scope, request_id, metadata, created_at,
-  debit_debits_pending_fen, debit_debits_posted_fen, debit_credits_pending_fen,
-  debit_credits_posted_fen, credit_debits_pending_fen, credit_debits_posted_fen,
-  credit_credits_pending_fen, credit_credits_posted_fen)
-SELECT id, program_id, kind, debit, credit, amount, released, pending,
-       CASE WHEN expires_us = 0 THEN NULL
-            ELSE timestamptz 'epoch' + expires_us * interval '1 microsecond' END,
-       scope, request_id, metadata::jsonb, timestamptz 'epoch' + $21::bigint * interval '1 microsecond',
-       d_dp, d_dpo, d_cp, d_cpo, c_dp, c_dpo, c_cp, c_cpo
-FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
-            $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
-            $18::bigint[], $19::bigint[], $20::bigint[])
-  AS t(id, program_id, kind, debit, credit, amount, released, pending, expires_us, scope,
-       request_id, metadata, d_dp, d_dpo, d_cp, d_cpo, c_dp, c_dpo, c_cp, c_cpo))sql";
-
-constexpr char kUpsertHolds[] = R"sql(
-INSERT INTO ledger_holds (transfer_id, program_id, debit_account_id, credit_account_id,
-                          amount_fen, posted_fen, released_fen, expires_at, resolved)
-SELECT id, program_id, debit, credit, amount, posted, released,
-       CASE WHEN expires_us = 0 THEN NULL
-            ELSE timestamptz 'epoch' + expires_us * interval '1 microsecond' END,
-       resolved
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[], $8::bigint[], $9::boolean[])
-  AS t(id, program_id, debit, credit, amount, posted, released, expires_us, resolved)
-ON CONFLICT (transfer_id) DO UPDATE
-  SET posted_fen = EXCLUDED.posted_fen, released_fen = EXCLUDED.released_fen,
-      resolved = EXCLUDED.resolved)sql";
-
-constexpr char kUpdateAccounts[] = R"sql(
-UPDATE ledger_accounts a
-SET debits_pending_fen = u.dp, debits_posted_fen = u.dpo,
-    credits_pending_fen = u.cp, credits_posted_fen = u.cpo
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-  AS u(id, dp, dpo, cp, cpo)
-WHERE a.id = u.id)sql";
-
-constexpr char kInsertKeys[] = R"sql(
-INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
-SELECT scope, request_id, request_hash, convert_to(response, 'UTF8')
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-  AS t(scope, request_id, request_hash, response))sql";
+// Step 5 of ApplyTransfersInTransaction in one round trip (rows are locked meanwhile, so each
+// round trip counts): the transfers ($1..$21), the touched holds ($22..$30), the touched
+// balances ($31..$35) and the idempotency keys ($36..$39). Foreign keys between the parts are
+// checked at the end of the statement, when every part is written.
+constexpr char kWriteBatch[] = R"sql(
+WITH transfers AS (
+  INSERT INTO ledger_transfers (
+    id, program_id, kind, debit_account_id, credit_account_id, amount_fen, released_fen,
+    pending_id, expires_at, request_scope, request_id, metadata, created_at,
+    debit_debits_pending_fen, debit_debits_posted_fen, debit_credits_pending_fen,
+    debit_credits_posted_fen, credit_debits_pending_fen, credit_debits_posted_fen,
+    credit_credits_pending_fen, credit_credits_posted_fen)
+  SELECT id, program_id, kind, debit, credit, amount, released, pending,
+         CASE WHEN expires_us = 0 THEN NULL
+              ELSE timestamptz 'epoch' + expires_us * interval '1 microsecond' END,
+         scope, request_id, metadata::jsonb,
+         timestamptz 'epoch' + $21::bigint * interval '1 microsecond',
+         d_dp, d_dpo, d_cp, d_cpo, c_dp, c_dpo, c_cp, c_cpo
+  FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[],
+              $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+              $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
+              $18::bigint[], $19::bigint[], $20::bigint[])
+    AS t(id, program_id, kind, debit, credit, amount, released, pending, expires_us, scope,
+         request_id, metadata, d_dp, d_dpo, d_cp, d_cpo, c_dp, c_dpo, c_cp, c_cpo)),
+holds AS (
+  INSERT INTO ledger_holds (transfer_id, program_id, debit_account_id, credit_account_id,
+                            amount_fen, posted_fen, released_fen, expires_at, resolved)
+  SELECT id, program_id, debit, credit, amount, posted, released,
+         CASE WHEN expires_us = 0 THEN NULL
+              ELSE timestamptz 'epoch' + expires_us * interval '1 microsecond' END,
+         resolved
+  FROM unnest($22::bigint[], $23::text[], $24::bigint[], $25::bigint[], $26::bigint[],
+              $27::bigint[], $28::bigint[], $29::bigint[], $30::boolean[])
+    AS t(id, program_id, debit, credit, amount, posted, released, expires_us, resolved)
+  ON CONFLICT (transfer_id) DO UPDATE
+    SET posted_fen = EXCLUDED.posted_fen, released_fen = EXCLUDED.released_fen,
+        resolved = EXCLUDED.resolved),
+accounts AS (
+  UPDATE ledger_accounts a
+  SET debits_pending_fen = u.dp, debits_posted_fen = u.dpo,
+      credits_pending_fen = u.cp, credits_posted_fen = u.cpo
+  FROM unnest($31::bigint[], $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[])
+    AS u(id, dp, dpo, cp, cpo)
+  WHERE a.id = u.id),
+keys AS (
+  INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
+  SELECT scope, request_id, request_hash, convert_to(response, 'UTF8')
+  FROM unnest($36::text[], $37::text[], $38::text[], $39::text[])
+    AS t(scope, request_id, request_hash, response))
+SELECT WHERE false)sql";
 
 constexpr char kDueHolds[] = R"sql(
 SELECT transfer_id FROM ledger_holds
@@ -193,9 +198,21 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     scopes.push_back(p.submission->request_scope);
     ids.push_back(p.submission->request_id);
   }
-  tx.exec_params(kLockKeys, BigintArray({lock_ids.begin(), lock_ids.end()}));
+  // Lock, then look up, in one round trip (rows are locked meanwhile, so each one counts): a
+  // multi-statement query whose second statement takes its own snapshot, after the locks.
+  pqxx::result found_keys;
+  {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(2);
+    const auto lock = pipe.insert(absl::StrReplaceAll(
+        kLockKeys, {{"$1", tx.quote(BigintArray({lock_ids.begin(), lock_ids.end()}))}}));
+    const auto find = pipe.insert(absl::StrReplaceAll(
+        kFindKeys, {{"$1", tx.quote(TextArray(scopes))}, {"$2", tx.quote(TextArray(ids))}}));
+    pipe.retrieve(lock);
+    found_keys = pipe.retrieve(find);
+  }
   std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> stored;
-  for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
+  for (const pqxx::row& row : found_keys) {
     stored[{row[0].as<std::string>(), row[1].as<std::string>()}] = {row[2].as<std::string>(),
                                                                     row[3].as<std::string>()};
   }
@@ -227,9 +244,20 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     }
   }
   absl::flat_hash_map<int64_t, std::string> program_of;
-  if (!account_ids.empty()) {
-    for (const pqxx::row& row :
-         tx.exec_params(kLockAccounts, BigintArray({account_ids.begin(), account_ids.end()}))) {
+  // The accounts' locks and the new transfer ids, in one round trip.
+  pqxx::result locked_accounts, next_ids;
+  {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(2);
+    const auto accounts = pipe.insert(absl::StrReplaceAll(
+        kLockAccounts, {{"$1", tx.quote(BigintArray({account_ids.begin(), account_ids.end()}))}}));
+    const auto ids = pipe.insert(absl::StrReplaceAll(
+        kNextTransferIds, {{"$1", absl::StrCat(static_cast<int>(batch.size()))}}));
+    locked_accounts = pipe.retrieve(accounts);
+    next_ids = pipe.retrieve(ids);
+  }
+  {
+    for (const pqxx::row& row : locked_accounts) {
       AccountState a;
       a.id = row[0].as<int64_t>();
       a.flags = row[1].as<uint32_t>();
@@ -244,7 +272,7 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
 
   // 3. Transfer ids for the transfers that may succeed.
   std::vector<int64_t> new_ids;
-  for (const pqxx::row& row : tx.exec_params(kNextTransferIds, static_cast<int>(batch.size()))) {
+  for (const pqxx::row& row : next_ids) {
     new_ids.push_back(row[0].as<int64_t>());
   }
   size_t next_id = 0;
@@ -292,7 +320,7 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
   }
   if (applied.empty()) return decided;
 
-  // 5. Write transfers, holds, balances and keys: one statement each.
+  // 5. Write transfers, holds, balances and keys: one statement for all.
   std::vector<int64_t> t_id, t_kind, t_debit, t_credit, t_amount, t_released, t_expires;
   std::vector<std::optional<int64_t>> t_pending;
   std::vector<std::string> t_program, t_scope, t_request, t_metadata;
@@ -326,36 +354,21 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     k_hash.push_back(batch[row.index].request_hash);
     k_response.push_back(EncodeResult(o, now_us));
   }
-  tx.exec_params0(kInsertTransfers, BigintArray(t_id), TextArray(t_program), BigintArray(t_kind),
-                  BigintArray(t_debit), BigintArray(t_credit), BigintArray(t_amount),
-                  BigintArray(t_released), NullableBigintArray(t_pending), BigintArray(t_expires),
-                  TextArray(t_scope), TextArray(t_request), TextArray(t_metadata),
-                  BigintArray(bal[0]), BigintArray(bal[1]), BigintArray(bal[2]),
-                  BigintArray(bal[3]), BigintArray(bal[4]), BigintArray(bal[5]),
-                  BigintArray(bal[6]), BigintArray(bal[7]), now_us);
-
-  std::vector<int64_t> touched_holds = state.TouchedHoldIds();
-  if (!touched_holds.empty()) {
-    std::vector<int64_t> h_id, h_debit, h_credit, h_amount, h_posted, h_released, h_expires;
-    std::vector<std::string> h_program;
-    std::vector<bool> h_resolved;
-    for (int64_t id : touched_holds) {
-      const HoldState* h = state.FindHold(id);
-      h_id.push_back(h->transfer_id);
-      h_program.push_back(program_of[h->debit_account_id]);
-      h_debit.push_back(h->debit_account_id);
-      h_credit.push_back(h->credit_account_id);
-      h_amount.push_back(h->amount_fen);
-      h_posted.push_back(h->posted_fen);
-      h_released.push_back(h->released_fen);
-      h_expires.push_back(h->expires_at_us);
-      h_resolved.push_back(h->resolved);
-    }
-    tx.exec_params0(kUpsertHolds, BigintArray(h_id), TextArray(h_program), BigintArray(h_debit),
-                    BigintArray(h_credit), BigintArray(h_amount), BigintArray(h_posted),
-                    BigintArray(h_released), BigintArray(h_expires), BoolArray(h_resolved));
+  std::vector<int64_t> h_id, h_debit, h_credit, h_amount, h_posted, h_released, h_expires;
+  std::vector<std::string> h_program;
+  std::vector<bool> h_resolved;
+  for (int64_t id : state.TouchedHoldIds()) {
+    const HoldState* h = state.FindHold(id);
+    h_id.push_back(h->transfer_id);
+    h_program.push_back(program_of[h->debit_account_id]);
+    h_debit.push_back(h->debit_account_id);
+    h_credit.push_back(h->credit_account_id);
+    h_amount.push_back(h->amount_fen);
+    h_posted.push_back(h->posted_fen);
+    h_released.push_back(h->released_fen);
+    h_expires.push_back(h->expires_at_us);
+    h_resolved.push_back(h->resolved);
   }
-
   std::vector<int64_t> a_id, a_dp, a_dpo, a_cp, a_cpo;
   for (int64_t id : state.TouchedAccountIds()) {
     const AccountState* a = state.FindAccount(id);
@@ -365,10 +378,17 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     a_cp.push_back(a->credits_pending_fen);
     a_cpo.push_back(a->credits_posted_fen);
   }
-  tx.exec_params0(kUpdateAccounts, BigintArray(a_id), BigintArray(a_dp), BigintArray(a_dpo),
-                  BigintArray(a_cp), BigintArray(a_cpo));
-  tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
-                  TextArray(k_response));
+  tx.exec_params0(
+      kWriteBatch, BigintArray(t_id), TextArray(t_program), BigintArray(t_kind),
+      BigintArray(t_debit), BigintArray(t_credit), BigintArray(t_amount), BigintArray(t_released),
+      NullableBigintArray(t_pending), BigintArray(t_expires), TextArray(t_scope),
+      TextArray(t_request), TextArray(t_metadata), BigintArray(bal[0]), BigintArray(bal[1]),
+      BigintArray(bal[2]), BigintArray(bal[3]), BigintArray(bal[4]), BigintArray(bal[5]),
+      BigintArray(bal[6]), BigintArray(bal[7]), now_us, BigintArray(h_id), TextArray(h_program),
+      BigintArray(h_debit), BigintArray(h_credit), BigintArray(h_amount), BigintArray(h_posted),
+      BigintArray(h_released), BigintArray(h_expires), BoolArray(h_resolved), BigintArray(a_id),
+      BigintArray(a_dp), BigintArray(a_dpo), BigintArray(a_cp), BigintArray(a_cpo),
+      TextArray(k_scope), TextArray(k_request), TextArray(k_hash), TextArray(k_response));
   return decided;
 }
 

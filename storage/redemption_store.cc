@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "base/errors.h"
 #include "base/json_log.h"
@@ -97,65 +98,88 @@ constexpr char kNextIds[] = R"sql(
 SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
 FROM generate_series(1, $1::int))sql";
 
-constexpr char kAddHeld[] = R"sql(
-UPDATE gpu_pools p SET gpus_held = p.gpus_held + q.gpus
-FROM (SELECT datacenter_id, id, sum(gpus)::int AS gpus
-      FROM unnest($1::text[], $2::text[], $3::int[]) AS t(datacenter_id, id, gpus)
-      GROUP BY 1, 2) AS q
-WHERE p.datacenter_id = q.datacenter_id AND p.id = q.id)sql";
-
-constexpr char kInsertCapacityHolds[] = R"sql(
-INSERT INTO capacity_holds (id, datacenter_id, pool_id, gpus, owner, purpose, expires_at)
-SELECT id, datacenter_id, pool_id, gpus, 'redemptions', 'redemptions/' || rid, vch_ts($6)
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[])
-  AS t(id, datacenter_id, pool_id, gpus, rid))sql";
-
-constexpr char kInsertRedemptions[] = R"sql(
-INSERT INTO redemptions (
-  id, program_id, issuer_id, uscc, datacenter_id, pool_id, accelerator_model, fp8_required,
-  domestic_required, min_memory_gib, max_price_fen_per_gpu_hour, preferred_region_prefix, gpus,
-  hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, held_fen,
-  hold_transfer_id, capacity_hold_id, expires_at, replaces, generation, voucher_key_id,
-  voucher_signature, request_scope, request_id, created_at, updated_at)
-SELECT id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
-       max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold,
-       vch_ts($28), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
-       decode(signature, 'hex'), scope, request_id, vch_ts($29), vch_ts($29)
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::boolean[], $9::boolean[], $10::int[], $11::bigint[], $12::text[],
-            $13::int[], $14::int[], $15::bigint[], $16::int[], $17::smallint[], $18::bigint[],
-            $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::text[],
-            $24::text[], $25::text[], $26::text[], $27::int[])
-  AS t(id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
-       max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold, replaces,
-       key_id, signature, scope, request_id, unused))sql";
+// The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
+// held GPUs, the capacity holds, the redemptions ($1..$29, the ids of the capacity holds in $21)
+// and the idempotency keys ($30..$33; empty arrays for none). The checks between the parts
+// (foreign keys, redemptions_insert_guard) run at the end of the statement, when all are written.
+constexpr char kWritePlacements[] = R"sql(
+WITH pools AS (
+  UPDATE gpu_pools p SET gpus_held = p.gpus_held + q.gpus
+  FROM (SELECT datacenter_id, id, sum(gpus)::int AS gpus
+        FROM unnest($5::text[], $6::text[], $13::int[]) AS t(datacenter_id, id, gpus)
+        GROUP BY 1, 2) AS q
+  WHERE p.datacenter_id = q.datacenter_id AND p.id = q.id),
+holds AS (
+  INSERT INTO capacity_holds (id, datacenter_id, pool_id, gpus, owner, purpose, expires_at)
+  SELECT id, datacenter_id, pool_id, gpus, 'redemptions', 'redemptions/' || rid, vch_ts($28)
+  FROM unnest($21::bigint[], $5::text[], $6::text[], $13::int[], $1::bigint[])
+    AS t(id, datacenter_id, pool_id, gpus, rid)),
+placed AS (
+  INSERT INTO redemptions (
+    id, program_id, issuer_id, uscc, datacenter_id, pool_id, accelerator_model, fp8_required,
+    domestic_required, min_memory_gib, max_price_fen_per_gpu_hour, preferred_region_prefix, gpus,
+    hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, held_fen,
+    hold_transfer_id, capacity_hold_id, expires_at, replaces, generation, voucher_key_id,
+    voucher_signature, request_scope, request_id, created_at, updated_at)
+  SELECT id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
+         max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold,
+         vch_ts($28), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
+         decode(signature, 'hex'), scope, request_id, vch_ts($29), vch_ts($29)
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+              $7::text[], $8::boolean[], $9::boolean[], $10::int[], $11::bigint[], $12::text[],
+              $13::int[], $14::int[], $15::bigint[], $16::int[], $17::smallint[], $18::bigint[],
+              $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::text[],
+              $24::text[], $25::text[], $26::text[], $27::int[])
+    AS t(id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
+         max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold, replaces,
+         key_id, signature, scope, request_id, unused)),
+keys AS (
+  INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
+  SELECT scope, request_id, request_hash, decode(response, 'hex')
+  FROM unnest($30::text[], $31::text[], $32::text[], $33::text[])
+    AS t(scope, request_id, request_hash, response))
+SELECT WHERE false)sql";
 
 constexpr char kLockRedemptions[] = R"sql(
 SELECT r.id FROM redemptions r WHERE r.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE)sql";
 
-constexpr char kInsertUsage[] = R"sql(
-INSERT INTO usage_records (
-  redemption_id, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, settlement_style,
-  gpu_seconds, start_at, end_at, final, price_fen_per_gpu_hour, ratio_bps, bill_fen, subsidy_fen,
-  copay_fen, capped_by, post_transfer_id, release_transfer_id, request_hash, settled_at)
-SELECT rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
-       vch_ts(start_us), vch_ts(end_us), final, price, ratio, bill, subsidy, copay, capped,
-       NULLIF(post_id, 0), NULLIF(release_id, 0), request_hash, vch_ts($22)
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::smallint[], $9::bigint[], $10::bigint[], $11::bigint[],
-            $12::boolean[], $13::bigint[], $14::int[], $15::bigint[], $16::bigint[],
-            $17::bigint[], $18::smallint[], $19::bigint[], $20::bigint[], $21::text[])
-  AS t(rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
-       start_us, end_us, final, price, ratio, bill, subsidy, copay, capped, post_id, release_id,
-       request_hash))sql";
-
-constexpr char kUpdateSettled[] = R"sql(
-UPDATE redemptions r
-SET state = u.state, gpu_seconds = u.gpu_seconds, billed_fen = u.billed,
-    subsidy_fen = u.subsidy, usage_records = u.records, updated_at = vch_ts($7)
-FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[])
-  AS u(id, state, gpu_seconds, billed, subsidy, records)
-WHERE r.id = u.id)sql";
+// A usage batch's writes in one round trip (its redemptions and spend rows are locked
+// meanwhile): the usage records ($1..$22), the redemptions' totals and states ($23..$28), the
+// programs' monthly spend ($29..$31) and the idempotency keys ($32..$35). The checks between
+// the parts (usage_records_match_redemption) run at the end of the statement.
+constexpr char kWriteSettlements[] = R"sql(
+WITH records AS (
+  INSERT INTO usage_records (
+    redemption_id, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, settlement_style,
+    gpu_seconds, start_at, end_at, final, price_fen_per_gpu_hour, ratio_bps, bill_fen, subsidy_fen,
+    copay_fen, capped_by, post_transfer_id, release_transfer_id, request_hash, settled_at)
+  SELECT rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
+         vch_ts(start_us), vch_ts(end_us), final, price, ratio, bill, subsidy, copay, capped,
+         NULLIF(post_id, 0), NULLIF(release_id, 0), request_hash, vch_ts($22)
+  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+              $7::text[], $8::smallint[], $9::bigint[], $10::bigint[], $11::bigint[],
+              $12::boolean[], $13::bigint[], $14::int[], $15::bigint[], $16::bigint[],
+              $17::bigint[], $18::smallint[], $19::bigint[], $20::bigint[], $21::text[])
+    AS t(rid, usage_id, seq, program_id, issuer_id, uscc, datacenter_id, style, gpu_seconds,
+         start_us, end_us, final, price, ratio, bill, subsidy, copay, capped, post_id, release_id,
+         request_hash)),
+totals AS (
+  UPDATE redemptions r
+  SET state = u.state, gpu_seconds = u.gpu_seconds, billed_fen = u.billed,
+      subsidy_fen = u.subsidy, usage_records = u.records, updated_at = vch_ts($22)
+  FROM unnest($23::bigint[], $24::smallint[], $25::bigint[], $26::bigint[], $27::bigint[], $28::int[])
+    AS u(id, state, gpu_seconds, billed, subsidy, records)
+  WHERE r.id = u.id),
+spend AS (
+  UPDATE program_monthly_spend s SET spent_fen = u.spent
+  FROM unnest($29::text[], $30::bigint[]) AS u(program_id, spent)
+  WHERE s.program_id = u.program_id AND s.month = $31::date AND s.spent_fen <> u.spent),
+keys AS (
+  INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
+  SELECT scope, request_id, request_hash, decode(response, 'hex')
+  FROM unnest($32::text[], $33::text[], $34::text[], $35::text[])
+    AS t(scope, request_id, request_hash, response))
+SELECT WHERE false)sql";
 
 constexpr char kUsageSelect[] = R"sql(
 SELECT u.redemption_id, u.usage_id, u.seq, u.program_id, u.uscc, u.datacenter_id, r.pool_id,
@@ -276,9 +300,20 @@ absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t
   return ParseRedemption(r[0]);
 }
 
-std::vector<policy::PoolState> LoadPoolStatesInTx(pqxx::dbtransaction& tx) {
+// `sql` with $1, $2, ... replaced by the quoted `params` in one pass (a value containing "$2"
+// stays as it is), for statements sent together in one round trip (pqxx::pipeline takes plain
+// statements only). At most 9 parameters, so that no placeholder is a prefix of another.
+std::string Bind(pqxx::dbtransaction& tx, const char* sql, const std::vector<std::string>& params) {
+  std::vector<std::pair<std::string, std::string>> replacements;
+  for (size_t k = 0; k < params.size() && k < 9; ++k) {
+    replacements.push_back({absl::StrCat("$", k + 1), tx.quote(params[k])});
+  }
+  return absl::StrReplaceAll(sql, replacements);
+}
+
+std::vector<policy::PoolState> ParsePoolStates(const pqxx::result& rows) {
   std::vector<policy::PoolState> out;
-  for (const pqxx::row& r : tx.exec(kPoolStates)) {
+  for (const pqxx::row& r : rows) {
     policy::PoolState s;
     s.pool_id = r[0].as<std::string>();
     s.datacenter_id = r[1].as<std::string>();
@@ -348,21 +383,32 @@ absl::Status StateError(const RedemptionRecord& r, absl::string_view reason,
       absl::StrCat("redemption ", r.id, " is ", kNames[static_cast<int>(r.state)], ": ", what));
 }
 
-// One batch's view of the idempotency keys it carries: stored responses by (scope, id).
-std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> FindKeys(
-    pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
+// Stored responses by (scope, id): (request hash, response bytes).
+using StoredKeys =
+    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>;
+
+// The statement finding a batch's idempotency keys, and its result as StoredKeys.
+std::string FindKeysSql(pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
   std::vector<std::string> scopes, ids;
   for (const IdempotencyKey* k : keys) {
     scopes.push_back(k->scope);
     ids.push_back(k->request_id);
   }
-  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> out;
-  if (keys.empty()) return out;
-  for (const pqxx::row& row : tx.exec_params(kFindKeys, TextArray(scopes), TextArray(ids))) {
+  return Bind(tx, kFindKeys, {TextArray(scopes), TextArray(ids)});
+}
+
+StoredKeys ParseKeys(const pqxx::result& rows) {
+  StoredKeys out;
+  for (const pqxx::row& row : rows) {
     out[{row[0].as<std::string>(), row[1].as<std::string>()}] = {
         row[2].as<std::string>(), absl::HexStringToBytes(row[3].as<std::string>())};
   }
   return out;
+}
+
+StoredKeys FindKeys(pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
+  if (keys.empty()) return {};
+  return ParseKeys(tx.exec(FindKeysSql(tx, keys)));
 }
 
 absl::Status KeyReused(const std::string& request_id, absl::string_view reason) {
@@ -577,14 +623,31 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
                                   bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now) {
   std::vector<ComputeDecision> d(ops.size());
   // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next).
+  // The keys, the programs with the callers' awards, and the pools as they are now (unlocked):
+  // three statements in one round trip.
   std::vector<const IdempotencyKey*> keys;
-  for (auto* op : ops) keys.push_back(&op->request.key);
-  const auto stored =
-      store_keys
-          ? FindKeys(tx, keys)
-          : std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>{};
+  std::vector<std::string> all_program, all_uscc;
+  for (auto* op : ops) {
+    keys.push_back(&op->request.key);
+    all_program.push_back(op->request.program_id);
+    all_uscc.push_back(op->request.uscc);
+  }
+  StoredKeys stored;
+  pqxx::result program_rows, pool_rows;
+  {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(3);
+    std::optional<pqxx::pipeline::query_id> find_keys;
+    if (store_keys) find_keys = pipe.insert(FindKeysSql(tx, keys));
+    const auto find_programs =
+        pipe.insert(Bind(tx, kProgramsForCompute, {TextArray(all_program), TextArray(all_uscc)}));
+    const auto find_pools = pipe.insert(kPoolStates);
+    if (find_keys) stored = ParseKeys(pipe.retrieve(*find_keys));
+    program_rows = pipe.retrieve(find_programs);
+    pool_rows = pipe.retrieve(find_pools);
+  }
   std::set<std::pair<std::string, std::string>> seen;
-  std::vector<std::string> q_program, q_uscc;
+  std::vector<std::string> q_program;
   for (size_t i = 0; i < ops.size(); ++i) {
     const IdempotencyKey& k = ops[i]->request.key;
     auto it = stored.find({k.scope, k.request_id});
@@ -600,13 +663,11 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     }
     d[i].active = true;
     q_program.push_back(ops[i]->request.program_id);
-    q_uscc.push_back(ops[i]->request.uscc);
   }
   if (q_program.empty()) return;
   // 2. Programs and awards.
   std::map<std::pair<std::string, std::string>, ProgramFacts> facts;
-  for (const pqxx::row& r :
-       tx.exec_params(kProgramsForCompute, TextArray(q_program), TextArray(q_uscc))) {
+  for (const pqxx::row& r : program_rows) {
     ProgramFacts f;
     f.issuer_id = r[2].as<std::string>();
     f.state = static_cast<policy::ProgramState>(r[3].as<int>());
@@ -618,9 +679,9 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     f.wallet_account_id = r[9].as<int64_t>();
     facts[{r[0].as<std::string>(), r[1].as<std::string>()}] = f;
   }
-  // 3. Pools as they are now (unlocked), then 4. decide each request in order, each seeing the
-  // GPUs the earlier ones of the batch took.
-  std::vector<policy::PoolState> pools = LoadPoolStatesInTx(tx);
+  // 3. The pools, then 4. decide each request in order, each seeing the GPUs the earlier ones of
+  // the batch took.
+  std::vector<policy::PoolState> pools = ParsePoolStates(pool_rows);
   auto fail = [&](size_t i, absl::Status s) {
     d[i].active = false;
     ops[i]->result = std::move(s);
@@ -712,7 +773,73 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     r.state = RedemptionState::kPlaced;
     r.created_at = r.updated_at = now;
   }
-  // 5. Lock the chosen pools in order and check the room is still there; a request whose pool
+  // 5. The accounts the holds credit: the datacenter's receivable (DIRECT) or the enterprise's
+  // payable (REIMBURSE).
+  std::vector<std::string> a_program, a_issuer, a_kind, a_owner;
+  auto account_key = [](const RedemptionRecord& r) {
+    return r.style == SettlementStyle::kDirect
+               ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
+               : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
+  };
+  size_t active = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    ++active;
+    auto [program, kind, owner] = account_key(d[i].outcome.redemption);
+    a_program.push_back(program);
+    a_issuer.push_back(d[i].outcome.redemption.issuer_id);
+    a_kind.push_back(kind);
+    a_owner.push_back(owner);
+  }
+  if (active == 0) return;
+  // Created outside the locks below: ON CONFLICT DO NOTHING locks no existing row.
+  // With the ids (6.), three statements in one round trip; the lookup is a statement of its own
+  // so that it sees accounts a concurrent batch committed while the insert waited for it.
+  pqxx::result account_rows, id_rows;
+  {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(3);
+    const auto ensure = pipe.insert(
+        Bind(tx, kEnsureAccounts,
+             {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
+    const auto find = pipe.insert(
+        Bind(tx, kFindAccounts, {TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
+    const auto next = pipe.insert(absl::StrReplaceAll(kNextIds, {{"$1", absl::StrCat(active)}}));
+    pipe.retrieve(ensure);
+    account_rows = pipe.retrieve(find);
+    id_rows = pipe.retrieve(next);
+  }
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
+  for (const pqxx::row& r : account_rows) {
+    accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
+        r[3].as<int64_t>();
+  }
+  // 6. Ids and signed vouchers, before any lock is taken (a request that loses its pool below
+  // just leaves a gap in the sequences).
+  std::vector<std::pair<int64_t, int64_t>> ids;
+  for (const pqxx::row& r : id_rows) {
+    ids.push_back({r[0].as<int64_t>(), r[1].as<int64_t>()});
+  }
+  size_t next_id = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    RedemptionRecord& r = d[i].outcome.redemption;
+    r.id = ids[next_id].first;
+    r.capacity_hold_id = ids[next_id].second;
+    ++next_id;
+    d[i].credit_account_id = accounts[account_key(r)];
+    TransferSubmission& s = d[i].hold;
+    s.request_scope = kSystemScope;
+    s.request_id = absl::StrCat("hold-", r.id);
+    s.transfer.kind = TransferKind::kHold;
+    s.transfer.debit_account_id = d[i].wallet_account_id;
+    s.transfer.credit_account_id = d[i].credit_account_id;
+    s.transfer.amount_fen = r.held_fen;
+    s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, "}");
+    r.voucher_key_id = options.signer->key_id();
+    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
+  }
+  // 7. Lock the chosen pools in order and check the room is still there; a request whose pool
   // was taken meanwhile runs again in a later batch against fresh reports.
   std::vector<std::string> l_dc, l_pool;
   std::set<std::pair<std::string, std::string>> chosen;
@@ -720,7 +847,6 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     if (d[i].active)
       chosen.insert({d[i].outcome.redemption.datacenter_id, d[i].outcome.redemption.pool_id});
   }
-  if (chosen.empty()) return;
   for (const auto& [dc, p] : chosen) {
     l_dc.push_back(dc);
     l_pool.push_back(p);
@@ -741,57 +867,12 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     }
     left -= r.gpus;
   }
-  // 6. The accounts the holds credit: the datacenter's receivable (DIRECT) or the enterprise's
-  // payable (REIMBURSE).
-  std::vector<std::string> a_program, a_issuer, a_kind, a_owner;
-  auto account_key = [](const RedemptionRecord& r) {
-    return r.style == SettlementStyle::kDirect
-               ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
-               : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
-  };
-  size_t active = 0;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (!d[i].active) continue;
-    ++active;
-    auto [program, kind, owner] = account_key(d[i].outcome.redemption);
-    a_program.push_back(program);
-    a_issuer.push_back(d[i].outcome.redemption.issuer_id);
-    a_kind.push_back(kind);
-    a_owner.push_back(owner);
-  }
-  if (active == 0) return;
-  tx.exec_params0(kEnsureAccounts, TextArray(a_program), TextArray(a_issuer), TextArray(a_kind),
-                  TextArray(a_owner));
-  std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
-  for (const pqxx::row& r :
-       tx.exec_params(kFindAccounts, TextArray(a_program), TextArray(a_kind), TextArray(a_owner))) {
-    accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
-        r[3].as<int64_t>();
-  }
-  // 7. Ids, then 8. the credit holds through the posting engine (one failing alone).
-  std::vector<std::pair<int64_t, int64_t>> ids;
-  for (const pqxx::row& r : tx.exec_params(kNextIds, static_cast<int>(active))) {
-    ids.push_back({r[0].as<int64_t>(), r[1].as<int64_t>()});
-  }
+  // 8. The credit holds through the posting engine (each failing alone).
   std::vector<size_t> order;
-  size_t next_id = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (!d[i].active) continue;
-    RedemptionRecord& r = d[i].outcome.redemption;
-    r.id = ids[next_id].first;
-    r.capacity_hold_id = ids[next_id].second;
-    ++next_id;
-    d[i].credit_account_id = accounts[account_key(r)];
-    TransferSubmission& s = d[i].hold;
-    s.request_scope = kSystemScope;
-    s.request_id = absl::StrCat("hold-", r.id);
-    s.transfer.kind = TransferKind::kHold;
-    s.transfer.debit_account_id = d[i].wallet_account_id;
-    s.transfer.credit_account_id = d[i].credit_account_id;
-    s.transfer.amount_fen = r.held_fen;
-    s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, "}");
-    order.push_back(i);
+    if (d[i].active) order.push_back(i);
   }
+  if (order.empty()) return;
   std::vector<PendingTransfer> pending;
   for (size_t i : order) pending.push_back({&d[i].hold, TransferRequestHash(d[i].hold)});
   std::vector<absl::StatusOr<TransferResult>> held =
@@ -821,8 +902,6 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     if (!d[i].active) continue;
     RedemptionRecord& r = d[i].outcome.redemption;
     const ComputeRequest& req = ops[i]->request;
-    r.voucher_key_id = options.signer->key_id();
-    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
     r.replaces = req.replaces;
     c_id.push_back(r.capacity_hold_id);
     c_dc.push_back(r.datacenter_id);
@@ -863,11 +942,8 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     ops[i]->result = std::move(response);
   }
   if (c_id.empty()) return;
-  tx.exec_params0(kAddHeld, TextArray(c_dc), TextArray(c_pool), BigintArray(c_gpus));
   const int64_t expires_us = absl::ToUnixMicros(now + options.placement_ttl);
-  tx.exec_params0(kInsertCapacityHolds, BigintArray(c_id), TextArray(c_dc), TextArray(c_pool),
-                  BigintArray(c_gpus), BigintArray(c_rid), expires_us);
-  tx.exec_params0(kInsertRedemptions, BigintArray(c_rid), TextArray(r_program), TextArray(r_issuer),
+  tx.exec_params0(kWritePlacements, BigintArray(c_rid), TextArray(r_program), TextArray(r_issuer),
                   TextArray(r_uscc), TextArray(c_dc), TextArray(c_pool), TextArray(r_model),
                   BoolArray(r_fp8), BoolArray(r_domestic), BigintArray(r_mem),
                   BigintArray(r_max_price), TextArray(r_region), BigintArray(r_gpus),
@@ -875,11 +951,8 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
                   BigintArray(r_style), BigintArray(r_bill), BigintArray(r_held),
                   BigintArray(r_hold), BigintArray(c_id), BigintArray(r_replaces), TextArray(r_key),
                   TextArray(r_sig), TextArray(r_scope), TextArray(r_request), BigintArray(r_unused),
-                  expires_us, absl::ToUnixMicros(now));
-  if (!k_scope.empty()) {
-    tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
-                    TextArray(k_response));
-  }
+                  expires_us, absl::ToUnixMicros(now), TextArray(k_scope), TextArray(k_request),
+                  TextArray(k_hash), TextArray(k_response));
 }
 
 // --- ReportUsage. ---
@@ -1149,13 +1222,6 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
         k_response.push_back(HexOf(response));
         group[i]->result = std::move(response);
       }
-      tx.exec_params0(kInsertUsage, BigintArray(u_rid), TextArray(u_id), BigintArray(u_seq),
-                      TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc), TextArray(u_dc),
-                      BigintArray(u_style), BigintArray(u_gs), BigintArray(u_start),
-                      BigintArray(u_end), BoolArray(u_final), BigintArray(u_price),
-                      BigintArray(u_ratio), BigintArray(u_bill), BigintArray(u_sub),
-                      BigintArray(u_copay), BigintArray(u_capped), BigintArray(u_post),
-                      BigintArray(u_release), TextArray(u_hash), absl::ToUnixMicros(now));
       std::vector<int64_t> t_id, t_state, t_gs, t_billed, t_sub, t_records;
       for (int64_t id : touched) {
         const RedemptionRecord& r = redemptions[id];
@@ -1166,17 +1232,22 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
         t_sub.push_back(r.subsidy_fen);
         t_records.push_back(r.usage_records);
       }
-      tx.exec_params0(kUpdateSettled, BigintArray(t_id), BigintArray(t_state), BigintArray(t_gs),
-                      BigintArray(t_billed), BigintArray(t_sub), BigintArray(t_records),
-                      absl::ToUnixMicros(now));
+      std::vector<std::string> s_program;
+      std::vector<int64_t> s_spent;
       for (const auto& [program, ls] : spend) {
-        tx.exec_params0(
-            "UPDATE program_monthly_spend SET spent_fen = $3 WHERE program_id = $1 AND "
-            "month = $2::date AND spent_fen <> $3",
-            program, month_text, ls.second);
+        s_program.push_back(program);
+        s_spent.push_back(ls.second);
       }
-      tx.exec_params0(kInsertKeys, TextArray(k_scope), TextArray(k_request), TextArray(k_hash),
-                      TextArray(k_response));
+      tx.exec_params0(
+          kWriteSettlements, BigintArray(u_rid), TextArray(u_id), BigintArray(u_seq),
+          TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc), TextArray(u_dc),
+          BigintArray(u_style), BigintArray(u_gs), BigintArray(u_start), BigintArray(u_end),
+          BoolArray(u_final), BigintArray(u_price), BigintArray(u_ratio), BigintArray(u_bill),
+          BigintArray(u_sub), BigintArray(u_copay), BigintArray(u_capped), BigintArray(u_post),
+          BigintArray(u_release), TextArray(u_hash), absl::ToUnixMicros(now), BigintArray(t_id),
+          BigintArray(t_state), BigintArray(t_gs), BigintArray(t_billed), BigintArray(t_sub),
+          BigintArray(t_records), TextArray(s_program), BigintArray(s_spent), month_text,
+          TextArray(k_scope), TextArray(k_request), TextArray(k_hash), TextArray(k_response));
       return absl::OkStatus();
     });
   };

@@ -56,6 +56,7 @@ INSTANTIATE_TEST_SUITE_P(Table, VchdBadArgsTest,
                          ::testing::Values(BadArgs{{"--bogus", "--dsn=x"}, "unknown flag --bogus"},
                                            BadArgs{{"--dsn=x", "--pool-size=0"}, "--pool-size"},
                                            BadArgs{{"--dsn=x", "--pool-size=many"}, "--pool-size"},
+                                           BadArgs{{"--dsn=x", "--max-threads=2"}, "--max-threads"},
                                            BadArgs{{"--dsn=x", "--listen=nohostport"}, "--listen"},
                                            BadArgs{{"--dsn=x", "--listen=0.0.0.0:1"}, "loopback"},
                                            BadArgs{{"--dsn=x", "--auth=token"}, "--auth"},
@@ -69,7 +70,9 @@ TEST(VchdHelpTest, DocumentsEveryOptionAndItsVariable) {
   for (const char* needle :
        {"--listen", "VCH_LISTEN", "--dsn", "VCH_DSN", "--pool-size", "VCH_POOL_SIZE",
         "--metrics-listen", "VCH_METRICS_LISTEN", "--max-message-bytes", "--health-interval-ms",
-        "--shutdown-grace-ms", "--auth", "--port-file", "--log-level", "vchd migrate"}) {
+        "--shutdown-grace-ms", "--auth", "--port-file", "--log-level", "vchd migrate",
+        "--max-threads", "VCH_MAX_THREADS", "--voucher-key-file", "VCH_VOUCHER_KEY_FILE",
+        "--voucher-key-id", "VCH_VOUCHER_KEY_ID"}) {
     EXPECT_NE(help.find(needle), std::string::npos) << needle;
   }
 }

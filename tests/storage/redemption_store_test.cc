@@ -527,6 +527,22 @@ TEST_F(RedemptionStoreTest, RequestIdTakesEffectOnce) {
   EXPECT_EQ(WalletAvailable(1), kAwardFen - 9'600);  // 4 x 2 x 1,500 x 80 %
 }
 
+TEST_F(RedemptionStoreTest, KeysWithQuotesAndPlaceholdersRoundTrip) {
+  // Batches send some statements with their values inlined: nothing in a key may change them.
+  ComputeRequest r = Request(1, 1, 1);
+  r.key.scope = "ENTERPRISE:x/$2 'scope'";
+  r.key.request_id = R"(it's $1 "$2" o'clock\)";
+  absl::StatusOr<std::string> first = Compute(r);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_TRUE(absl::StartsWith(*first, "placed|")) << *first;
+  EXPECT_EQ(Compute(r).value_or("failed"), *first);
+  pqxx::nontransaction tx(*conn_);
+  pqxx::result row = tx.exec("SELECT request_scope, request_id FROM redemptions");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(row[0][0].as<std::string>(), r.key.scope);
+  EXPECT_EQ(row[0][1].as<std::string>(), r.key.request_id);
+}
+
 TEST_F(RedemptionStoreTest, RacesForTheLastGpusNeverOverbook) {
   // 128 GPUs in all (two sites of 64); 24 requests of 8 GPUs at once want 192.
   std::vector<absl::StatusOr<std::string>> answers(24, absl::UnknownError(""));
