@@ -52,12 +52,6 @@ FROM idempotency_keys k
 JOIN unnest($1::text[], $2::text[]) AS q(scope, request_id)
   ON k.scope = q.scope AND k.request_id = q.request_id)sql";
 
-constexpr char kInsertKeys[] = R"sql(
-INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
-SELECT scope, request_id, request_hash, decode(response, 'hex')
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-  AS t(scope, request_id, request_hash, response))sql";
-
 constexpr char kProgramsForCompute[] = R"sql(
 SELECT q.program_id, q.uscc, p.issuer_id, p.state, p.subsidy_ratio_bps, p.domestic_ratio_bps,
        p.settlement_style, vch_us(p.redemption_start), vch_us(p.redemption_end),
