@@ -158,13 +158,15 @@ $$;
 CREATE TRIGGER redemptions_guard BEFORE UPDATE OR DELETE ON redemptions
   FOR EACH ROW EXECUTE FUNCTION redemptions_guard();
 -- (After the row's own constraints.) A new redemption holds what it says: its HOLD transfer is
--- an open hold of held_fen from its enterprise's wallet in its program, its capacity hold is a HELD hold of its gpus in its pool, and a replacement replaces
--- a rejected redemption of the same enterprise and program.
+-- an untouched open hold of held_fen from its enterprise's wallet in its program, its capacity
+-- hold is a HELD hold of its gpus in its pool, and a replacement replaces a rejected redemption
+-- of the same enterprise and program.
 CREATE FUNCTION redemptions_insert_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM ledger_transfers t
                  JOIN ledger_holds h ON h.transfer_id = t.id AND NOT h.resolved
+                   AND h.posted_fen = 0 AND h.released_fen = 0
                  JOIN program_enterprises pe ON pe.wallet_account_id = t.debit_account_id
                  WHERE t.id = NEW.hold_transfer_id AND t.kind = 3 AND t.amount_fen = NEW.held_fen
                    AND t.program_id = NEW.program_id AND pe.program_id = NEW.program_id
@@ -336,8 +338,8 @@ CREATE TRIGGER payout_lines_no_truncate BEFORE TRUNCATE ON payout_lines
 
 -- At commit, a payout pays exactly its lines: the amount is the sum of their subsidies, each
 -- line is a claim of the payout's program and payee settled within its period, the payout's
--- issuer is the program's, its transfer is a PAYOUT of its amount in its program, and the count
--- matches.
+-- issuer is the program's, its transfer is a PAYOUT of its amount from the payee's receivable
+-- (or payable) to the payee's paid account in its program, and the count matches.
 CREATE FUNCTION payout_matches_lines(payout bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -362,8 +364,14 @@ BEGIN
    WHERE l.payout_id = payout;
   IF total <> p.amount_fen OR n <> p.lines OR foreign_lines <> 0
      OR NOT EXISTS (SELECT 1 FROM programs g WHERE g.id = p.program_id AND g.issuer_id = p.issuer_id)
-     OR NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = p.transfer_id AND t.kind = 7
-                      AND t.amount_fen = p.amount_fen AND t.program_id = p.program_id) THEN
+     OR NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                    JOIN ledger_accounts d ON d.id = t.debit_account_id
+                    JOIN ledger_accounts c ON c.id = t.credit_account_id
+                    WHERE t.id = p.transfer_id AND t.kind = 7 AND t.amount_fen = p.amount_fen
+                      AND t.program_id = p.program_id AND d.program_id = p.program_id
+                      AND d.kind = CASE WHEN p.payee_kind = 1 THEN 'RECEIVABLE' ELSE 'PAYABLE' END
+                      AND d.owner = p.payee AND c.program_id = p.program_id AND c.kind = 'PAID'
+                      AND c.owner = p.payee) THEN
     RAISE EXCEPTION 'PAYOUT_MISMATCH: payout % pays % fen over % lines, its lines add up to % over %',
       payout, p.amount_fen, p.lines, total, n USING ERRCODE = 'VC042';
   END IF;

@@ -187,7 +187,8 @@ std::string TransferRequestHash(const TransferSubmission& s) {
 }
 
 std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
-    pqxx::dbtransaction& tx, const std::vector<PendingTransfer>& batch, int64_t now_us) {
+    pqxx::dbtransaction& tx, const std::vector<PendingTransfer>& batch, int64_t now_us,
+    const std::function<std::string(const std::vector<absl::StatusOr<TransferResult>>&)>& also) {
   std::vector<absl::StatusOr<TransferResult>> decided(batch.size(),
                                                       absl::UnknownError("not decided"));
   // 1. Idempotency keys: lock them (sorted), then find earlier successes.
@@ -318,7 +319,12 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     batch_keys[key] = {batch[i].request_hash, i};
     applied.push_back({i, outcome});
   }
-  if (applied.empty()) return decided;
+  if (applied.empty()) {
+    if (also) {
+      if (std::string extra = also(decided); !extra.empty()) tx.exec0(extra);
+    }
+    return decided;
+  }
 
   // 5. Write transfers, holds, balances and keys: one statement for all.
   std::vector<int64_t> t_id, t_kind, t_debit, t_credit, t_amount, t_released, t_expires;
@@ -378,17 +384,39 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     a_cp.push_back(a->credits_pending_fen);
     a_cpo.push_back(a->credits_posted_fen);
   }
-  tx.exec_params0(
-      kWriteBatch, BigintArray(t_id), TextArray(t_program), BigintArray(t_kind),
-      BigintArray(t_debit), BigintArray(t_credit), BigintArray(t_amount), BigintArray(t_released),
-      NullableBigintArray(t_pending), BigintArray(t_expires), TextArray(t_scope),
-      TextArray(t_request), TextArray(t_metadata), BigintArray(bal[0]), BigintArray(bal[1]),
-      BigintArray(bal[2]), BigintArray(bal[3]), BigintArray(bal[4]), BigintArray(bal[5]),
-      BigintArray(bal[6]), BigintArray(bal[7]), now_us, BigintArray(h_id), TextArray(h_program),
-      BigintArray(h_debit), BigintArray(h_credit), BigintArray(h_amount), BigintArray(h_posted),
-      BigintArray(h_released), BigintArray(h_expires), BoolArray(h_resolved), BigintArray(a_id),
-      BigintArray(a_dp), BigintArray(a_dpo), BigintArray(a_cp), BigintArray(a_cpo),
-      TextArray(k_scope), TextArray(k_request), TextArray(k_hash), TextArray(k_response));
+  auto q = [&tx](const std::string& array) { return tx.quote(array); };
+  const std::string write =
+      InlineParams(kWriteBatch, {q(BigintArray(t_id)),       q(TextArray(t_program)),
+                                 q(BigintArray(t_kind)),     q(BigintArray(t_debit)),
+                                 q(BigintArray(t_credit)),   q(BigintArray(t_amount)),
+                                 q(BigintArray(t_released)), q(NullableBigintArray(t_pending)),
+                                 q(BigintArray(t_expires)),  q(TextArray(t_scope)),
+                                 q(TextArray(t_request)),    q(TextArray(t_metadata)),
+                                 q(BigintArray(bal[0])),     q(BigintArray(bal[1])),
+                                 q(BigintArray(bal[2])),     q(BigintArray(bal[3])),
+                                 q(BigintArray(bal[4])),     q(BigintArray(bal[5])),
+                                 q(BigintArray(bal[6])),     q(BigintArray(bal[7])),
+                                 absl::StrCat(now_us),       q(BigintArray(h_id)),
+                                 q(TextArray(h_program)),    q(BigintArray(h_debit)),
+                                 q(BigintArray(h_credit)),   q(BigintArray(h_amount)),
+                                 q(BigintArray(h_posted)),   q(BigintArray(h_released)),
+                                 q(BigintArray(h_expires)),  q(BoolArray(h_resolved)),
+                                 q(BigintArray(a_id)),       q(BigintArray(a_dp)),
+                                 q(BigintArray(a_dpo)),      q(BigintArray(a_cp)),
+                                 q(BigintArray(a_cpo)),      q(TextArray(k_scope)),
+                                 q(TextArray(k_request)),    q(TextArray(k_hash)),
+                                 q(TextArray(k_response))});
+  const std::string extra = also ? also(decided) : std::string();
+  if (extra.empty()) {
+    tx.exec0(write);
+  } else {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(2);
+    const auto ledger = pipe.insert(write);
+    const auto theirs = pipe.insert(extra);
+    pipe.retrieve(ledger);
+    pipe.retrieve(theirs);
+  }
   return decided;
 }
 

@@ -93,8 +93,8 @@ SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
 FROM generate_series(1, $1::int))sql";
 
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
-// held GPUs, the capacity holds, the redemptions ($1..$29, the ids of the capacity holds in $21)
-// and the idempotency keys ($30..$33; empty arrays for none). The checks between the parts
+// held GPUs, the capacity holds, the redemptions ($1..$28, the ids of the capacity holds in $21)
+// and the idempotency keys ($29..$32; empty arrays for none). The checks between the parts
 // (foreign keys, redemptions_insert_guard) run at the end of the statement, when all are written.
 constexpr char kWritePlacements[] = R"sql(
 WITH pools AS (
@@ -105,7 +105,7 @@ WITH pools AS (
   WHERE p.datacenter_id = q.datacenter_id AND p.id = q.id),
 holds AS (
   INSERT INTO capacity_holds (id, datacenter_id, pool_id, gpus, owner, purpose, expires_at)
-  SELECT id, datacenter_id, pool_id, gpus, 'redemptions', 'redemptions/' || rid, vch_ts($28)
+  SELECT id, datacenter_id, pool_id, gpus, 'redemptions', 'redemptions/' || rid, vch_ts($27)
   FROM unnest($21::bigint[], $5::text[], $6::text[], $13::int[], $1::bigint[])
     AS t(id, datacenter_id, pool_id, gpus, rid)),
 placed AS (
@@ -117,20 +117,20 @@ placed AS (
     voucher_signature, request_scope, request_id, created_at, updated_at)
   SELECT id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
          max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold,
-         vch_ts($28), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
-         decode(signature, 'hex'), scope, request_id, vch_ts($29), vch_ts($29)
+         vch_ts($27), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
+         decode(signature, 'hex'), scope, request_id, vch_ts($28), vch_ts($28)
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
               $7::text[], $8::boolean[], $9::boolean[], $10::int[], $11::bigint[], $12::text[],
               $13::int[], $14::int[], $15::bigint[], $16::int[], $17::smallint[], $18::bigint[],
               $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::text[],
-              $24::text[], $25::text[], $26::text[], $27::int[])
+              $24::text[], $25::text[], $26::text[])
     AS t(id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
          max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold, replaces,
-         key_id, signature, scope, request_id, unused)),
+         key_id, signature, scope, request_id)),
 keys AS (
   INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
   SELECT scope, request_id, request_hash, decode(response, 'hex')
-  FROM unnest($30::text[], $31::text[], $32::text[], $33::text[])
+  FROM unnest($29::text[], $30::text[], $31::text[], $32::text[])
     AS t(scope, request_id, request_hash, response))
 SELECT WHERE false)sql";
 
@@ -294,15 +294,12 @@ absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t
   return ParseRedemption(r[0]);
 }
 
-// `sql` with $1, $2, ... replaced by the quoted `params` in one pass (a value containing "$2"
-// stays as it is), for statements sent together in one round trip (pqxx::pipeline takes plain
-// statements only). At most 9 parameters, so that no placeholder is a prefix of another.
+// `sql` with $1, $2, ... replaced by the quoted `params` (see InlineParams), for statements
+// sent together in one round trip.
 std::string Bind(pqxx::dbtransaction& tx, const char* sql, const std::vector<std::string>& params) {
-  std::vector<std::pair<std::string, std::string>> replacements;
-  for (size_t k = 0; k < params.size() && k < 9; ++k) {
-    replacements.push_back({absl::StrCat("$", k + 1), tx.quote(params[k])});
-  }
-  return absl::StrReplaceAll(sql, replacements);
+  std::vector<std::string> quoted;
+  for (const std::string& p : params) quoted.push_back(tx.quote(p));
+  return InlineParams(sql, quoted);
 }
 
 std::vector<policy::PoolState> ParsePoolStates(const pqxx::result& rows) {
@@ -616,9 +613,9 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
 void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptions& options,
                                   bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now) {
   std::vector<ComputeDecision> d(ops.size());
-  // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next).
-  // The keys, the programs with the callers' awards, and the pools as they are now (unlocked):
-  // three statements in one round trip.
+  // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next). The
+  // keys, the programs with the callers' awards, the pools as they are now (unlocked) and the
+  // ids: four statements in one round trip.
   std::vector<const IdempotencyKey*> keys;
   std::vector<std::string> all_program, all_uscc;
   for (auto* op : ops) {
@@ -627,18 +624,22 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     all_uscc.push_back(op->request.uscc);
   }
   StoredKeys stored;
-  pqxx::result program_rows, pool_rows;
+  pqxx::result program_rows, pool_rows, id_rows;
   {
     pqxx::pipeline pipe(tx);
-    pipe.retain(3);
+    pipe.retain(4);
     std::optional<pqxx::pipeline::query_id> find_keys;
     if (store_keys) find_keys = pipe.insert(FindKeysSql(tx, keys));
     const auto find_programs =
         pipe.insert(Bind(tx, kProgramsForCompute, {TextArray(all_program), TextArray(all_uscc)}));
     const auto find_pools = pipe.insert(kPoolStates);
+    // Ids for every request, drawn before any lock is taken (those not placed leave gaps).
+    const auto next_ids =
+        pipe.insert(absl::StrReplaceAll(kNextIds, {{"$1", absl::StrCat(ops.size())}}));
     if (find_keys) stored = ParseKeys(pipe.retrieve(*find_keys));
     program_rows = pipe.retrieve(find_programs);
     pool_rows = pipe.retrieve(find_pools);
+    id_rows = pipe.retrieve(next_ids);
   }
   std::set<std::pair<std::string, std::string>> seen;
   std::vector<std::string> q_program;
@@ -767,29 +768,48 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     r.state = RedemptionState::kPlaced;
     r.created_at = r.updated_at = now;
   }
-  // 5. The accounts the holds credit: the datacenter's receivable (DIRECT) or the enterprise's
-  // payable (REIMBURSE).
-  std::vector<std::string> a_program, a_issuer, a_kind, a_owner;
+  // 5. Ids and signed vouchers, still without a lock.
+  size_t next_id = 0;
+  size_t active = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    ++active;
+    RedemptionRecord& r = d[i].outcome.redemption;
+    r.id = id_rows[next_id][0].as<int64_t>();
+    r.capacity_hold_id = id_rows[next_id][1].as<int64_t>();
+    ++next_id;
+    r.replaces = ops[i]->request.replaces;
+    r.voucher_key_id = options.signer->key_id();
+    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
+  }
+  if (active == 0) return;
+  // 6. The accounts the holds credit (the datacenter's receivable for DIRECT programs, the
+  // enterprise's payable for REIMBURSE), and the chosen pools, locked in key order: three
+  // statements in one round trip. The account lookup is a statement of its own so that it sees
+  // accounts a concurrent batch committed while the insert waited for it; ON CONFLICT DO
+  // NOTHING locks no existing row.
   auto account_key = [](const RedemptionRecord& r) {
     return r.style == SettlementStyle::kDirect
                ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
                : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
   };
-  size_t active = 0;
+  std::vector<std::string> a_program, a_issuer, a_kind, a_owner, l_dc, l_pool;
+  std::set<std::pair<std::string, std::string>> chosen;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
-    ++active;
-    auto [program, kind, owner] = account_key(d[i].outcome.redemption);
+    const RedemptionRecord& r = d[i].outcome.redemption;
+    auto [program, kind, owner] = account_key(r);
     a_program.push_back(program);
-    a_issuer.push_back(d[i].outcome.redemption.issuer_id);
+    a_issuer.push_back(r.issuer_id);
     a_kind.push_back(kind);
     a_owner.push_back(owner);
+    chosen.insert({r.datacenter_id, r.pool_id});
   }
-  if (active == 0) return;
-  // Created outside the locks below: ON CONFLICT DO NOTHING locks no existing row.
-  // With the ids (6.), three statements in one round trip; the lookup is a statement of its own
-  // so that it sees accounts a concurrent batch committed while the insert waited for it.
-  pqxx::result account_rows, id_rows;
+  for (const auto& [dc, p] : chosen) {
+    l_dc.push_back(dc);
+    l_pool.push_back(p);
+  }
+  pqxx::result account_rows, pool_locks;
   {
     pqxx::pipeline pipe(tx);
     pipe.retain(3);
@@ -798,29 +818,34 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
              {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
     const auto find = pipe.insert(
         Bind(tx, kFindAccounts, {TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
-    const auto next = pipe.insert(absl::StrReplaceAll(kNextIds, {{"$1", absl::StrCat(active)}}));
+    const auto lock = pipe.insert(Bind(tx, kLockPools, {TextArray(l_dc), TextArray(l_pool)}));
     pipe.retrieve(ensure);
     account_rows = pipe.retrieve(find);
-    id_rows = pipe.retrieve(next);
+    pool_locks = pipe.retrieve(lock);
   }
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
   for (const pqxx::row& r : account_rows) {
     accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
         r[3].as<int64_t>();
   }
-  // 6. Ids and signed vouchers, before any lock is taken (a request that loses its pool below
-  // just leaves a gap in the sequences).
-  std::vector<std::pair<int64_t, int64_t>> ids;
-  for (const pqxx::row& r : id_rows) {
-    ids.push_back({r[0].as<int64_t>(), r[1].as<int64_t>()});
+  // 7. Is the room still there? A request whose pool was taken meanwhile runs again in a later
+  // batch against fresh reports.
+  std::map<std::pair<std::string, std::string>, int64_t> room;
+  for (const pqxx::row& r : pool_locks) {
+    room[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<int64_t>();
   }
-  size_t next_id = 0;
+  std::vector<size_t> order;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
     RedemptionRecord& r = d[i].outcome.redemption;
-    r.id = ids[next_id].first;
-    r.capacity_hold_id = ids[next_id].second;
-    ++next_id;
+    int64_t& left = room[{r.datacenter_id, r.pool_id}];
+    if (left < r.gpus) {
+      d[i].active = false;
+      ops[i]->requeue = true;
+      ops[i]->lost_race = true;
+      continue;
+    }
+    left -= r.gpus;
     d[i].credit_account_id = accounts[account_key(r)];
     TransferSubmission& s = d[i].hold;
     s.request_scope = kSystemScope;
@@ -830,123 +855,110 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     s.transfer.credit_account_id = d[i].credit_account_id;
     s.transfer.amount_fen = r.held_fen;
     s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, "}");
-    r.voucher_key_id = options.signer->key_id();
-    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
-  }
-  // 7. Lock the chosen pools in order and check the room is still there; a request whose pool
-  // was taken meanwhile runs again in a later batch against fresh reports.
-  std::vector<std::string> l_dc, l_pool;
-  std::set<std::pair<std::string, std::string>> chosen;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (d[i].active)
-      chosen.insert({d[i].outcome.redemption.datacenter_id, d[i].outcome.redemption.pool_id});
-  }
-  for (const auto& [dc, p] : chosen) {
-    l_dc.push_back(dc);
-    l_pool.push_back(p);
-  }
-  std::map<std::pair<std::string, std::string>, int64_t> room;
-  for (const pqxx::row& r : tx.exec_params(kLockPools, TextArray(l_dc), TextArray(l_pool))) {
-    room[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<int64_t>();
-  }
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (!d[i].active) continue;
-    const RedemptionRecord& r = d[i].outcome.redemption;
-    int64_t& left = room[{r.datacenter_id, r.pool_id}];
-    if (left < r.gpus) {
-      d[i].active = false;
-      ops[i]->requeue = true;
-      ops[i]->lost_race = true;
-      continue;
-    }
-    left -= r.gpus;
-  }
-  // 8. The credit holds through the posting engine (each failing alone).
-  std::vector<size_t> order;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (d[i].active) order.push_back(i);
+    order.push_back(i);
   }
   if (order.empty()) return;
+  // 8. The credit holds through the posting engine (each failing alone), and 9. with the
+  // ledger's writes, in the same round trip, the placements of the requests whose hold
+  // succeeded: the pools' held GPUs, the capacity holds, the redemptions and the keys.
   std::vector<PendingTransfer> pending;
   for (size_t i : order) pending.push_back({&d[i].hold, TransferRequestHash(d[i].hold)});
-  std::vector<absl::StatusOr<TransferResult>> held =
-      ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now));
-  for (size_t k = 0; k < order.size(); ++k) {
-    const size_t i = order[k];
-    if (!held[k].ok()) {
-      absl::Status s = held[k].status();
-      if (ReasonOf(s) == "INSUFFICIENT_FUNDS") {
-        s = DomainError(absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS",
-                        absl::StrCat("the award's available credit cannot cover the voucher share "
-                                     "of the estimate (",
-                                     d[i].outcome.redemption.held_fen, " fen)"));
+  auto write_placements = [&](const std::vector<absl::StatusOr<TransferResult>>& held) {
+    std::vector<std::string> c_dc, c_pool, r_program, r_issuer, r_uscc, r_model, r_region, r_key,
+        r_sig, r_scope, r_request, k_scope, k_request, k_hash, k_response;
+    std::vector<int64_t> c_id, c_rid, r_max_price, r_price, r_bill, r_held, r_hold, r_replaces;
+    std::vector<int64_t> c_gpus, r_mem, r_gpus, r_hours, r_ratio, r_style;
+    std::vector<bool> r_fp8, r_domestic;
+    for (size_t k = 0; k < order.size(); ++k) {
+      const size_t i = order[k];
+      if (!held[k].ok()) {
+        absl::Status s = held[k].status();
+        if (ReasonOf(s) == "INSUFFICIENT_FUNDS") {
+          s = DomainError(absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS",
+                          absl::StrCat("the award's available credit cannot cover the voucher "
+                                       "share of the estimate (",
+                                       d[i].outcome.redemption.held_fen, " fen)"));
+        }
+        fail(i, s);
+        continue;
       }
-      fail(i, s);
-      continue;
+      RedemptionRecord& r = d[i].outcome.redemption;
+      const ComputeRequest& req = ops[i]->request;
+      r.hold_transfer_id = held[k]->outcome.transfer_id;
+      c_id.push_back(r.capacity_hold_id);
+      c_dc.push_back(r.datacenter_id);
+      c_pool.push_back(r.pool_id);
+      c_gpus.push_back(r.gpus);
+      c_rid.push_back(r.id);
+      r_program.push_back(r.program_id);
+      r_issuer.push_back(r.issuer_id);
+      r_uscc.push_back(r.uscc);
+      r_model.push_back(r.accelerator_model);
+      r_fp8.push_back(r.fp8_required);
+      r_domestic.push_back(r.domestic_required);
+      r_mem.push_back(r.min_memory_gib);
+      r_max_price.push_back(r.max_price_fen_per_gpu_hour);
+      r_region.push_back(r.preferred_region_prefix);
+      r_gpus.push_back(r.gpus);
+      r_hours.push_back(r.hours);
+      r_price.push_back(r.price_fen_per_gpu_hour);
+      r_ratio.push_back(r.ratio_bps);
+      r_style.push_back(static_cast<int>(r.style));
+      r_bill.push_back(r.estimated_bill_fen);
+      r_held.push_back(r.held_fen);
+      r_hold.push_back(r.hold_transfer_id);
+      r_replaces.push_back(r.replaces);
+      r_key.push_back(r.voucher_key_id);
+      r_sig.push_back(HexOf(r.voucher_signature));
+      r_scope.push_back(req.key.scope);
+      r_request.push_back(req.key.request_id);
+      d[i].outcome.placed = true;
+      std::string response = (*ops[i]->encode)(d[i].outcome);
+      if (store_keys) {
+        k_scope.push_back(req.key.scope);
+        k_request.push_back(req.key.request_id);
+        k_hash.push_back(req.key.request_hash);
+        k_response.push_back(HexOf(response));
+      }
+      ops[i]->result = std::move(response);
     }
-    d[i].outcome.redemption.hold_transfer_id = held[k]->outcome.transfer_id;
-  }
-  // 9. Writes: pools, capacity holds, redemptions (with signed vouchers), idempotency keys.
-  std::vector<std::string> c_dc, c_pool, r_program, r_issuer, r_uscc, r_model, r_region, r_key,
-      r_sig, r_scope, r_request, k_scope, k_request, k_hash, k_response;
-  std::vector<int64_t> c_id, c_rid, r_max_price, r_price, r_bill, r_held, r_hold, r_replaces;
-  std::vector<int64_t> c_gpus, r_mem, r_gpus, r_hours, r_ratio, r_style, r_unused;
-  std::vector<bool> r_fp8, r_domestic;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (!d[i].active) continue;
-    RedemptionRecord& r = d[i].outcome.redemption;
-    const ComputeRequest& req = ops[i]->request;
-    r.replaces = req.replaces;
-    c_id.push_back(r.capacity_hold_id);
-    c_dc.push_back(r.datacenter_id);
-    c_pool.push_back(r.pool_id);
-    c_gpus.push_back(r.gpus);
-    c_rid.push_back(r.id);
-    r_program.push_back(r.program_id);
-    r_issuer.push_back(r.issuer_id);
-    r_uscc.push_back(r.uscc);
-    r_model.push_back(r.accelerator_model);
-    r_fp8.push_back(r.fp8_required);
-    r_domestic.push_back(r.domestic_required);
-    r_mem.push_back(r.min_memory_gib);
-    r_max_price.push_back(r.max_price_fen_per_gpu_hour);
-    r_region.push_back(r.preferred_region_prefix);
-    r_gpus.push_back(r.gpus);
-    r_hours.push_back(r.hours);
-    r_price.push_back(r.price_fen_per_gpu_hour);
-    r_ratio.push_back(r.ratio_bps);
-    r_style.push_back(static_cast<int>(r.style));
-    r_bill.push_back(r.estimated_bill_fen);
-    r_held.push_back(r.held_fen);
-    r_hold.push_back(r.hold_transfer_id);
-    r_replaces.push_back(r.replaces);
-    r_key.push_back(r.voucher_key_id);
-    r_sig.push_back(HexOf(r.voucher_signature));
-    r_scope.push_back(req.key.scope);
-    r_request.push_back(req.key.request_id);
-    r_unused.push_back(0);
-    d[i].outcome.placed = true;
-    std::string response = (*ops[i]->encode)(d[i].outcome);
-    if (store_keys) {
-      k_scope.push_back(req.key.scope);
-      k_request.push_back(req.key.request_id);
-      k_hash.push_back(req.key.request_hash);
-      k_response.push_back(HexOf(response));
-    }
-    ops[i]->result = std::move(response);
-  }
-  if (c_id.empty()) return;
-  const int64_t expires_us = absl::ToUnixMicros(now + options.placement_ttl);
-  tx.exec_params0(kWritePlacements, BigintArray(c_rid), TextArray(r_program), TextArray(r_issuer),
-                  TextArray(r_uscc), TextArray(c_dc), TextArray(c_pool), TextArray(r_model),
-                  BoolArray(r_fp8), BoolArray(r_domestic), BigintArray(r_mem),
-                  BigintArray(r_max_price), TextArray(r_region), BigintArray(r_gpus),
-                  BigintArray(r_hours), BigintArray(r_price), BigintArray(r_ratio),
-                  BigintArray(r_style), BigintArray(r_bill), BigintArray(r_held),
-                  BigintArray(r_hold), BigintArray(c_id), BigintArray(r_replaces), TextArray(r_key),
-                  TextArray(r_sig), TextArray(r_scope), TextArray(r_request), BigintArray(r_unused),
-                  expires_us, absl::ToUnixMicros(now), TextArray(k_scope), TextArray(k_request),
-                  TextArray(k_hash), TextArray(k_response));
+    if (c_id.empty()) return std::string();
+    auto q = [&tx](const std::string& array) { return tx.quote(array); };
+    return InlineParams(kWritePlacements,
+                        {q(BigintArray(c_rid)),
+                         q(TextArray(r_program)),
+                         q(TextArray(r_issuer)),
+                         q(TextArray(r_uscc)),
+                         q(TextArray(c_dc)),
+                         q(TextArray(c_pool)),
+                         q(TextArray(r_model)),
+                         q(BoolArray(r_fp8)),
+                         q(BoolArray(r_domestic)),
+                         q(BigintArray(r_mem)),
+                         q(BigintArray(r_max_price)),
+                         q(TextArray(r_region)),
+                         q(BigintArray(r_gpus)),
+                         q(BigintArray(r_hours)),
+                         q(BigintArray(r_price)),
+                         q(BigintArray(r_ratio)),
+                         q(BigintArray(r_style)),
+                         q(BigintArray(r_bill)),
+                         q(BigintArray(r_held)),
+                         q(BigintArray(r_hold)),
+                         q(BigintArray(c_id)),
+                         q(BigintArray(r_replaces)),
+                         q(TextArray(r_key)),
+                         q(TextArray(r_sig)),
+                         q(TextArray(r_scope)),
+                         q(TextArray(r_request)),
+                         absl::StrCat(absl::ToUnixMicros(now + options.placement_ttl)),
+                         absl::StrCat(absl::ToUnixMicros(now)),
+                         q(TextArray(k_scope)),
+                         q(TextArray(k_request)),
+                         q(TextArray(k_hash)),
+                         q(TextArray(k_response))});
+  };
+  ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now), write_placements);
 }
 
 // --- ReportUsage. ---

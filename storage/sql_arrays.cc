@@ -53,4 +53,22 @@ std::string TextArray(const std::vector<std::string>& values) {
   return out;
 }
 
+std::string InlineParams(std::string_view sql, const std::vector<std::string>& values) {
+  std::string out;
+  out.reserve(sql.size() + 64 * values.size());
+  for (size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] != '$' || i + 1 >= sql.size() || sql[i + 1] < '0' || sql[i + 1] > '9') {
+      out.push_back(sql[i]);
+      continue;
+    }
+    size_t n = 0;
+    while (i + 1 < sql.size() && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
+      n = n * 10 + static_cast<size_t>(sql[i + 1] - '0');
+      ++i;
+    }
+    out.append(values.at(n - 1));
+  }
+  return out;
+}
+
 }  // namespace vch::storage

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vch::storage {
@@ -15,6 +16,13 @@ std::string NullableBigintArray(const std::vector<std::optional<int64_t>>& value
 std::string BoolArray(const std::vector<bool>& values);
 // Every element double-quoted with backslash escapes, so any text round-trips.
 std::string TextArray(const std::vector<std::string>& values);
+
+// `sql` with each placeholder $1, $2, ... replaced by values[0], values[1], ... verbatim, in one
+// pass (a value that contains "$2" stays as it is): for statements sent together in one round
+// trip through pqxx::pipeline, which takes plain statements only. The caller quotes every value
+// that needs it (pqxx's tx.quote). `sql` must not use '$' otherwise (no dollar quoting).
+// Throws std::out_of_range for a placeholder without a value.
+std::string InlineParams(std::string_view sql, const std::vector<std::string>& values);
 
 }  // namespace vch::storage
 

@@ -102,7 +102,7 @@ struct RedemptionRow {
   std::optional<int64_t> estimated_bill_fen;
   // Unset: floor(estimate * ratio / 10000) (idem).
   std::optional<int64_t> held_fen;
-  // Unset: a fresh HOLD transfer of held_fen in program_id with its open ledger_holds row,
+  // Unset: a fresh HOLD transfer of held_fen in program_id with its untouched ledger_holds row,
   // debiting the wallet of uscc in program_id (EnterpriseWallet) / a fresh HELD capacity hold
   // of gpus in datacenter_id/pool_id: what redemptions_insert_guard requires.
   std::optional<int64_t> hold_transfer_id;
@@ -158,8 +158,10 @@ struct PayoutRow {
   std::string period_end = "'2026-04-01T00:00:00+08'";    // An SQL expression.
   int64_t amount_fen = 2'240;
   int lines = 1;
-  std::optional<int64_t> transfer_id;  // Unset: a fresh PAYOUT transfer.
-  std::string request_id;              // Empty: "payout-<id>".
+  // Unset: a fresh PAYOUT transfer of amount_fen in program_id that moves the payee's claims to
+  // its PAID account (NewPayoutTransfer).
+  std::optional<int64_t> transfer_id;
+  std::string request_id;  // Empty: "payout-<id>".
 };
 
 class RedemptionSchemaTest : public ::testing::Test {
@@ -173,9 +175,7 @@ class RedemptionSchemaTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(AddEnterprise(kUscc));
     ASSERT_NO_FATAL_FAILURE(AddPool(kDatacenter, kPool));
     wallet_ = EnterpriseWallet(kProgram, kUscc);
-    receivable_ = Scalar<int64_t>(absl::StrCat(
-        "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner) VALUES (", Q(kProgram),
-        ", ", Q(kIssuer), ", 'RECEIVABLE', ", Q(kDatacenter), ") RETURNING id"));
+    receivable_ = Account(kProgram, "RECEIVABLE", kDatacenter);
     const int64_t hold = NewHoldTransfer(10'000);
     post_transfer_id_ = NewTransfer(kPost, 10'000, hold);
   }
@@ -287,11 +287,26 @@ class RedemptionSchemaTest : public ::testing::Test {
         settlement_style.has_value() ? absl::StrCat(", ", *settlement_style) : "", " FROM t, b, l");
   }
 
+  // The `kind` account of `owner` in `program_id` (of the program's issuer; of the fixture
+  // issuer when the program does not exist, as ledger accounts do not reference programs), made
+  // on first use; returns its id.
+  int64_t Account(const std::string& program_id, const std::string& kind,
+                  const std::string& owner) {
+    Query(absl::StrCat("INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner) SELECT ",
+                       Q(program_id), ", COALESCE((SELECT issuer_id FROM programs WHERE id = ",
+                       Q(program_id), "), ", Q(kIssuer), "), ", Q(kind), ", ", Q(owner),
+                       " ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING"));
+    return Scalar<int64_t>(
+        absl::StrCat("SELECT id FROM ledger_accounts WHERE program_id = ", Q(program_id),
+                     " AND kind = ", Q(kind), " AND owner = ", Q(owner)));
+  }
+
   // A ledger transfer of `program_id` from `debit_account_id` (unset: the fixture enterprise's
   // wallet in the fixture program) to `credit_account_id` (unset: the datacenter's receivable);
   // returns its id. (The accounts are the fixture program's unless given, whatever `program_id`
-  // says: the schema ties a payout to its transfer by kind, amount and program_id only, and a
-  // redemption to its HOLD by those, its ledger hold and the debited wallet.)
+  // says: the schema ties a redemption to its HOLD by kind, amount, program_id, its ledger hold
+  // and the debited wallet; a payout's transfer must also move the payee's claims in the
+  // payout's program: see NewPayoutTransfer.)
   int64_t NewTransfer(int kind, int64_t amount_fen, std::optional<int64_t> pending_id,
                       const std::string& program_id = kProgram,
                       std::optional<int64_t> debit_account_id = std::nullopt,
@@ -311,8 +326,19 @@ class RedemptionSchemaTest : public ::testing::Test {
     return id;
   }
 
-  // A HOLD transfer (or one of `kind`) of `amount_fen` and its open ledger_holds row; returns
-  // the transfer id.
+  // A PAYOUT transfer of `amount_fen` in `program_id` that pays `payee`'s claims as
+  // payout_matches_lines requires: from its RECEIVABLE (payee_kind 1, a datacenter's DIRECT
+  // claims; also for an unknown kind) or PAYABLE (payee_kind 2, an enterprise's REIMBURSE
+  // claims) account of the program to its PAID account of the program. Returns its id.
+  int64_t NewPayoutTransfer(int64_t amount_fen, const std::string& program_id = kProgram,
+                            int payee_kind = 1, const std::string& payee = kDatacenter) {
+    return NewTransfer(kPayout, amount_fen, std::nullopt, program_id,
+                       Account(program_id, payee_kind == 2 ? "PAYABLE" : "RECEIVABLE", payee),
+                       Account(program_id, "PAID", payee));
+  }
+
+  // A HOLD transfer (or one of `kind`) of `amount_fen` and its open, untouched ledger_holds row;
+  // returns the transfer id.
   int64_t NewHoldTransfer(int64_t amount_fen, const std::string& program_id = kProgram,
                           std::optional<int64_t> debit_account_id = std::nullopt,
                           int kind = kHold) {
@@ -403,13 +429,13 @@ class RedemptionSchemaTest : public ::testing::Test {
     ASSERT_THAT(ErrorOf(UsageSql(u)), Accepted()) << "usage " << u.usage_id;
   }
 
-  // The INSERT of `p`. Makes its PAYOUT transfer (of its amount in its program) first unless
-  // given.
+  // The INSERT of `p`. Makes its PAYOUT transfer (of its amount in its program, from the
+  // payee's claims to its PAID account, and those accounts) first unless given.
   std::string PayoutSql(const PayoutRow& p) {
-    const int64_t transfer =
-        p.transfer_id.has_value()
-            ? *p.transfer_id
-            : NewTransfer(kPayout, std::max<int64_t>(p.amount_fen, 1), std::nullopt, p.program_id);
+    const int64_t transfer = p.transfer_id.has_value()
+                                 ? *p.transfer_id
+                                 : NewPayoutTransfer(std::max<int64_t>(p.amount_fen, 1),
+                                                     p.program_id, p.payee_kind, p.payee);
     return absl::StrCat(
         "INSERT INTO payouts (id, program_id, issuer_id, payee_kind, payee, period_start, "
         "period_end, amount_fen, lines, transfer_id, created_by, request_scope, request_id, "
@@ -1281,24 +1307,38 @@ TEST_F(RedemptionSchemaTest, RedemptionHoldMustBeAnOpenHoldOfItsEnterprisesWalle
             absl::StrCat("1:prog-a/", kUscc, ":false,2:prog-a/", kOtherUscc, ":false"));
 }
 
-// SCHEMA GAP, disabled until a migration closes it: redemptions_insert_guard requires the HOLD
-// to be open (not resolved) and compares held_fen with the transfer's amount, not with what the
-// hold still holds: a hold partly posted or released before the redemption names it passes,
-// although the redemption then holds less than held_fen. (The storage code makes a fresh hold
-// for each placement, in the redemption's transaction, so only other writers can do this.)
-TEST_F(RedemptionSchemaTest, DISABLED_RedemptionHoldMustStillHoldAllOfItsShare) {
+// A redemption holds all of held_fen only if nothing of its HOLD was posted or released yet:
+// a hold partly posted or released, though still open and of the right amount, is refused
+// (redemptions_insert_guard compares held_fen with the transfer's amount and requires the
+// ledger hold untouched).
+TEST_F(RedemptionSchemaTest, RedemptionHoldMustStillHoldAllOfItsShare) {
   int64_t id = 1;
-  for (const char* use : {"posted_fen = 1", "released_fen = 1"}) {
+  for (const char* use : {"posted_fen = 1", "released_fen = 1", "posted_fen = 1, released_fen = 1",
+                          "posted_fen = 44799", "released_fen = 44799"}) {
     const int64_t hold = NewHoldTransfer(44'800);
     ASSERT_THAT(
         ErrorOf(absl::StrCat("UPDATE ledger_holds SET ", use, " WHERE transfer_id = ", hold)),
         Accepted())
+        << use;
+    ASSERT_FALSE(
+        Scalar<bool>(absl::StrCat("SELECT resolved FROM ledger_holds WHERE transfer_id = ", hold)))
         << use;
     EXPECT_THAT(ErrorOf(RedemptionSql({.id = id++, .hold_transfer_id = hold})),
                 RefusedByTrigger("VC043", HoldMismatch(hold, 44'800, kUscc, kProgram)))
         << use;
   }
   EXPECT_EQ(Count("redemptions"), 0);
+  // A hold whose row was updated without posting or releasing anything still holds it all.
+  const int64_t untouched = NewHoldTransfer(44'800);
+  ASSERT_THAT(ErrorOf(absl::StrCat("UPDATE ledger_holds SET posted_fen = 0, released_fen = 0 "
+                                   "WHERE transfer_id = ",
+                                   untouched)),
+              Accepted());
+  EXPECT_THAT(ErrorOf(RedemptionSql({.id = id, .hold_transfer_id = untouched})), Accepted());
+  EXPECT_EQ(Scalar<std::string>("SELECT r.id || ':' || h.amount_fen || ':' || h.posted_fen || ':' "
+                                "|| h.released_fen FROM redemptions r JOIN ledger_holds h "
+                                "ON h.transfer_id = r.hold_transfer_id"),
+            absl::StrCat(id, ":44800:0:0"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1988,7 +2028,7 @@ TEST_F(PayoutsTest, PayoutMustReferenceItsProgramIssuerAndTransferOnce) {
               RefusedBy("payouts_issuer_id_fkey"));
   EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.transfer_id = kMissingId}, u1)),
               RefusedBy("payouts_transfer_id_fkey"));
-  const int64_t transfer = NewTransfer(kPayout, 2'240, std::nullopt);
+  const int64_t transfer = NewPayoutTransfer(2'240);
   ASSERT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1, .transfer_id = transfer}, u1)), Accepted());
   // One payout per transfer, per request and per id.
   EXPECT_THAT(
@@ -2268,14 +2308,19 @@ TEST_F(PayoutsTest, LinesJoinAPayoutWrittenInASavepointOfTheirTransaction) {
 
 // A payout pays its lines by one PAYOUT transfer of its amount in its program.
 TEST_F(PayoutsTest, PayoutTransferMustBeAPayoutOfItsAmountInItsProgram) {
-  // Payout i pays claim wi (2240 fen) with: a HOLD, a POST, PAYOUTs of 1 fen more and 1 fen
-  // less, and a PAYOUT of another program.
+  // Payout i to dc1 pays claim wi (2240 fen) with a transfer from dc1's RECEIVABLE account to
+  // its PAID account in prog-a (so only what is named differs): a HOLD, a POST, PAYOUTs of 1
+  // fen more and 1 fen less, and a PAYOUT of prog-b; and a PAYOUT of prog-b between dc1's
+  // accounts in prog-b.
+  const int64_t paid = Account(kProgram, "PAID", kDatacenter);
+  const int64_t hold = NewTransfer(kHold, 2'240, std::nullopt, kProgram, receivable_, paid);
   const std::vector<int64_t> transfers = {
-      NewHoldTransfer(2'240),
-      NewTransfer(kPost, 2'240, NewHoldTransfer(2'240)),
-      NewTransfer(kPayout, 2'241, std::nullopt),
-      NewTransfer(kPayout, 2'239, std::nullopt),
-      NewTransfer(kPayout, 2'240, std::nullopt, kOtherProgram),
+      hold,
+      NewTransfer(kPost, 2'240, hold, kProgram, receivable_, paid),
+      NewTransfer(kPayout, 2'241, std::nullopt, kProgram, receivable_, paid),
+      NewTransfer(kPayout, 2'239, std::nullopt, kProgram, receivable_, paid),
+      NewTransfer(kPayout, 2'240, std::nullopt, kOtherProgram, receivable_, paid),
+      NewPayoutTransfer(2'240, kOtherProgram),
   };
   for (size_t i = 0; i < transfers.size(); ++i) {
     const int64_t id = static_cast<int64_t>(i) + 1;
@@ -2286,16 +2331,16 @@ TEST_F(PayoutsTest, PayoutTransferMustBeAPayoutOfItsAmountInItsProgram) {
         << transfers[i];
   }
   EXPECT_EQ(Count("payouts"), 0);
-  EXPECT_THAT(
-      ErrorOf(PayoutWithLinesSql(
-          {.id = 1, .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt)}, {{1, "u1"}})),
-      Accepted());
-  EXPECT_THAT(ErrorOf(PayoutWithLinesSql(
-                  {.id = 2,
-                   .program_id = kOtherProgram,
-                   .issuer_id = kOtherIssuer,
-                   .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt, kOtherProgram)},
-                  {{3, "u3"}})),
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 1,
+                                          .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt,
+                                                                     kProgram, receivable_, paid)},
+                                         {{1, "u1"}})),
+              Accepted());
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2,
+                                          .program_id = kOtherProgram,
+                                          .issuer_id = kOtherIssuer,
+                                          .transfer_id = NewPayoutTransfer(2'240, kOtherProgram)},
+                                         {{3, "u3"}})),
               Accepted());
   EXPECT_EQ(Scalar<std::string>("SELECT string_agg(p.id || ':' || t.kind || ':' || t.program_id || "
                                 "':' || t.amount_fen, ',' ORDER BY p.id) FROM payouts p "
@@ -2303,44 +2348,105 @@ TEST_F(PayoutsTest, PayoutTransferMustBeAPayoutOfItsAmountInItsProgram) {
             "1:7:prog-a:2240,2:7:prog-b:2240");
 }
 
-// SCHEMA GAP, disabled until a migration closes it: payout_matches_lines checks the transfer's
-// kind, amount and program, not its accounts, so a payout to one payee may name a PAYOUT that
-// moved another payee's claims. (The storage code debits the payee's RECEIVABLE (DIRECT) or
-// PAYABLE (REIMBURSE) account and credits its PAID account; closing this also means PayoutSql
-// must make such a transfer.)
-TEST_F(PayoutsTest, DISABLED_PayoutTransferMustMoveItsPayeesClaimsToItsPaidAccount) {
-  auto account = [&](const char* kind, const std::string& owner) {
-    return Scalar<int64_t>(absl::StrCat(
-        "INSERT INTO ledger_accounts (program_id, issuer_id, kind, owner) VALUES (", Q(kProgram),
-        ", ", Q(kIssuer), ", '", kind, "', ", Q(owner), ") RETURNING id"));
+// A payout's transfer moves its own payee's claims to the payee's PAID account: it debits the
+// payee's RECEIVABLE (a datacenter, DIRECT claims) or PAYABLE (an enterprise, REIMBURSE claims)
+// account and credits its PAID account, both accounts of the payout's program. So a payout to
+// one payee cannot name a PAYOUT that moved another payee's claims, or moved them elsewhere.
+TEST_F(PayoutsTest, PayoutTransferMustMoveItsPayeesClaimsToItsPaidAccount) {
+  ASSERT_NO_FATAL_FAILURE(AddEnterprise(kOtherUscc));
+  const int64_t paid_dc1 = Account(kProgram, "PAID", kDatacenter);
+  const int64_t payable_dc1 = Account(kProgram, "PAYABLE", kDatacenter);
+  const int64_t receivable_dc2 = Account(kProgram, "RECEIVABLE", kOtherDatacenter);
+  const int64_t paid_dc2 = Account(kProgram, "PAID", kOtherDatacenter);
+  const int64_t receivable_dc1_b = Account(kOtherProgram, "RECEIVABLE", kDatacenter);
+  const int64_t paid_dc1_b = Account(kOtherProgram, "PAID", kDatacenter);
+  const int64_t payable = Account(kProgram, "PAYABLE", kUscc);
+  const int64_t paid = Account(kProgram, "PAID", kUscc);
+  const int64_t receivable = Account(kProgram, "RECEIVABLE", kUscc);
+  const int64_t other_payable = Account(kProgram, "PAYABLE", kOtherUscc);
+  const int64_t other_paid = Account(kProgram, "PAID", kOtherUscc);
+  struct Case {
+    const char* what;
+    int payee_kind;
+    int64_t debit_account_id;
+    int64_t credit_account_id;
   };
-  const int64_t paid_dc1 = account("PAID", kDatacenter);
-  const int64_t receivable_dc2 = account("RECEIVABLE", kOtherDatacenter);
-  const int64_t paid_dc2 = account("PAID", kOtherDatacenter);
-  // Payout i to dc1 pays claim wi with a PAYOUT of 2240 fen in prog-a: dc2's claims to dc2's
-  // PAID account, dc1's claims to dc2's, dc2's claims to dc1's, the enterprise's wallet to dc1's
-  // receivable.
-  const std::vector<int64_t> transfers = {
-      NewTransfer(kPayout, 2'240, std::nullopt, kProgram, receivable_dc2, paid_dc2),
-      NewTransfer(kPayout, 2'240, std::nullopt, kProgram, receivable_, paid_dc2),
-      NewTransfer(kPayout, 2'240, std::nullopt, kProgram, receivable_dc2, paid_dc1),
-      NewTransfer(kPayout, 2'240, std::nullopt, kProgram, wallet_, receivable_),
+  // Payout i pays claim wi (DIRECT, to dc1) or ei (REIMBURSE, to the fixture enterprise) with a
+  // PAYOUT of 2240 fen in prog-a.
+  const std::vector<Case> cases = {
+      {"dc2's claims to dc2's PAID account", 1, receivable_dc2, paid_dc2},
+      {"dc1's claims to dc2's PAID account", 1, receivable_, paid_dc2},
+      {"dc2's claims to dc1's PAID account", 1, receivable_dc2, paid_dc1},
+      {"the enterprise's wallet to dc1's receivable", 1, wallet_, receivable_},
+      {"dc1's PAYABLE to its PAID account", 1, payable_dc1, paid_dc1},
+      {"dc1's PAID account back to its receivable", 1, paid_dc1, receivable_},
+      {"dc1's receivable to its PAYABLE", 1, receivable_, payable_dc1},
+      {"dc1's receivable in prog-b to its PAID account in prog-a", 1, receivable_dc1_b, paid_dc1},
+      {"dc1's receivable in prog-a to its PAID account in prog-b", 1, receivable_, paid_dc1_b},
+      {"the enterprise's RECEIVABLE to its PAID account", 2, receivable, paid},
+      {"the other enterprise's PAYABLE to the enterprise's PAID account", 2, other_payable, paid},
+      {"the enterprise's PAYABLE to the other enterprise's PAID account", 2, payable, other_paid},
+      {"the enterprise's PAYABLE to its wallet", 2, payable, wallet_},
   };
-  for (size_t i = 0; i < transfers.size(); ++i) {
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
     const int64_t id = static_cast<int64_t>(i) + 1;
-    const std::string claim = absl::StrCat("w", id);
-    ASSERT_NO_FATAL_FAILURE(AddUsage({.usage_id = claim}));
-    EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = id, .transfer_id = transfers[i]}, {{1, claim}})),
+    const bool direct = c.payee_kind == 1;
+    const std::string claim = absl::StrCat(direct ? "w" : "e", id);
+    const int64_t redemption = direct ? 1 : 2;
+    ASSERT_NO_FATAL_FAILURE(AddUsage(
+        {.redemption_id = redemption, .usage_id = claim, .settlement_style = c.payee_kind}));
+    const int64_t transfer = NewTransfer(kPayout, 2'240, std::nullopt, kProgram, c.debit_account_id,
+                                         c.credit_account_id);
+    EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = id,
+                                            .payee_kind = c.payee_kind,
+                                            .payee = direct ? kDatacenter : kUscc,
+                                            .transfer_id = transfer},
+                                           {{redemption, claim}})),
                 RefusedByTrigger("VC042", Mismatch(id, 2'240, 1, 2'240, 1)))
-        << transfers[i];
+        << c.what;
   }
   EXPECT_EQ(Count("payouts"), 0);
+  // Each payee's own claims to its own PAID account: dc1's, the enterprise's, dc2's, and dc1's
+  // in prog-b.
   EXPECT_THAT(
       ErrorOf(PayoutWithLinesSql({.id = 1,
                                   .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt, kProgram,
                                                              receivable_, paid_dc1)},
                                  {{1, "u1"}})),
       Accepted());
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql({.id = 2,
+                                          .payee_kind = 2,
+                                          .payee = kUscc,
+                                          .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt,
+                                                                     kProgram, payable, paid)},
+                                         {{2, "e1"}})),
+              Accepted());
+  EXPECT_THAT(
+      ErrorOf(PayoutWithLinesSql({.id = 3,
+                                  .payee = kOtherDatacenter,
+                                  .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt, kProgram,
+                                                             receivable_dc2, paid_dc2)},
+                                 {{4, "u4"}})),
+      Accepted());
+  EXPECT_THAT(ErrorOf(PayoutWithLinesSql(
+                  {.id = 4,
+                   .program_id = kOtherProgram,
+                   .issuer_id = kOtherIssuer,
+                   .transfer_id = NewTransfer(kPayout, 2'240, std::nullopt, kOtherProgram,
+                                              receivable_dc1_b, paid_dc1_b)},
+                  {{3, "u3"}})),
+              Accepted());
+  EXPECT_EQ(Scalar<std::string>(
+                "SELECT string_agg(p.id || ':' || p.payee || ':' || d.program_id || '/' || d.kind "
+                "|| '/' || d.owner || '>' || c.program_id || '/' || c.kind || '/' || c.owner, ',' "
+                "ORDER BY p.id) FROM payouts p JOIN ledger_transfers t ON t.id = p.transfer_id "
+                "JOIN ledger_accounts d ON d.id = t.debit_account_id "
+                "JOIN ledger_accounts c ON c.id = t.credit_account_id"),
+            absl::StrCat("1:dc1:prog-a/RECEIVABLE/dc1>prog-a/PAID/dc1,2:", kUscc,
+                         ":prog-a/PAYABLE/", kUscc, ">prog-a/PAID/", kUscc,
+                         ",3:dc2:prog-a/RECEIVABLE/dc2>prog-a/PAID/dc2,"
+                         "4:dc1:prog-b/RECEIVABLE/dc1>prog-b/PAID/dc1"));
 }
 
 }  // namespace
