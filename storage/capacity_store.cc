@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/status_macros.h"
+#include "storage/capacity_tx.h"
 
 namespace vch::storage {
 namespace {
@@ -217,34 +218,42 @@ absl::StatusOr<std::vector<UtilizationPoint>> GetUtilization(PgPool& pool,
   return out;
 }
 
+const char kPoolStatesSql[] =
+    "SELECT p.datacenter_id || '/' || p.id, p.datacenter_id, d.region_code, d.hub, "
+    "d.national_network, d.state = 1, p.accelerator_model, p.domestic, p.fp8, p.memory_gib, "
+    "p.gpus_total, p.gpus_free, p.gpus_held, p.price_fen_per_gpu_hour, "
+    "COALESCE(vch_us(p.reported_at), 0) FROM gpu_pools p JOIN datacenters d ON d.id = "
+    "p.datacenter_id ORDER BY 1";
+
+std::vector<policy::PoolState> PoolStatesFromRows(const pqxx::result& rows) {
+  std::vector<policy::PoolState> out;
+  for (const pqxx::row& r : rows) {
+    policy::PoolState s;
+    s.pool_id = r[0].as<std::string>();
+    s.datacenter_id = r[1].as<std::string>();
+    s.region_code = r[2].as<std::string>();
+    s.hub = static_cast<policy::NationalHub>(r[3].as<int>());
+    s.national_network = r[4].as<bool>();
+    s.site_active = r[5].as<bool>();
+    s.accelerator_model = r[6].as<std::string>();
+    s.domestic = r[7].as<bool>();
+    s.fp8 = r[8].as<bool>();
+    s.memory_gib = r[9].as<int32_t>();
+    s.gpus_total = r[10].as<int32_t>();
+    s.gpus_free = r[11].as<int32_t>();
+    s.gpus_held = r[12].as<int32_t>();
+    s.price_fen_per_gpu_hour = r[13].as<int64_t>();
+    const int64_t us = r[14].as<int64_t>();
+    s.reported_at = us == 0 ? absl::InfinitePast() : absl::FromUnixMicros(us);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<policy::PoolState>> LoadPoolStates(PgPool& pool) {
   std::vector<policy::PoolState> out;
   VCH_RETURN_IF_ERROR(RunTransaction(pool, [&](pqxx::dbtransaction& tx) {
-    for (const pqxx::row& r :
-         tx.exec("SELECT p.datacenter_id || '/' || p.id, p.datacenter_id, d.region_code, d.hub, "
-                 "d.national_network, d.state = 1, p.accelerator_model, p.domestic, p.fp8, "
-                 "p.memory_gib, p.gpus_total, p.gpus_free, p.gpus_held, p.price_fen_per_gpu_hour, "
-                 "COALESCE(vch_us(p.reported_at), 0) FROM gpu_pools p JOIN datacenters d ON d.id = "
-                 "p.datacenter_id ORDER BY 1")) {
-      policy::PoolState s;
-      s.pool_id = r[0].as<std::string>();
-      s.datacenter_id = r[1].as<std::string>();
-      s.region_code = r[2].as<std::string>();
-      s.hub = static_cast<policy::NationalHub>(r[3].as<int>());
-      s.national_network = r[4].as<bool>();
-      s.site_active = r[5].as<bool>();
-      s.accelerator_model = r[6].as<std::string>();
-      s.domestic = r[7].as<bool>();
-      s.fp8 = r[8].as<bool>();
-      s.memory_gib = r[9].as<int32_t>();
-      s.gpus_total = r[10].as<int32_t>();
-      s.gpus_free = r[11].as<int32_t>();
-      s.gpus_held = r[12].as<int32_t>();
-      s.price_fen_per_gpu_hour = r[13].as<int64_t>();
-      const int64_t us = r[14].as<int64_t>();
-      s.reported_at = us == 0 ? absl::InfinitePast() : absl::FromUnixMicros(us);
-      out.push_back(std::move(s));
-    }
+    out = PoolStatesFromRows(tx.exec(kPoolStatesSql));
     return absl::OkStatus();
   }));
   return out;

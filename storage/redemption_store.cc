@@ -14,6 +14,7 @@
 #include "base/json_log.h"
 #include "base/status_macros.h"
 #include "policy/money.h"
+#include "storage/capacity_tx.h"
 #include "storage/ledger_tx.h"
 #include "storage/pg_error.h"
 #include "storage/sql_arrays.h"
@@ -59,13 +60,6 @@ SELECT q.program_id, q.uscc, p.issuer_id, p.state, p.subsidy_ratio_bps, p.domest
 FROM unnest($1::text[], $2::text[]) AS q(program_id, uscc)
 JOIN programs p ON p.id = q.program_id
 LEFT JOIN program_enterprises pe ON pe.program_id = q.program_id AND pe.uscc = q.uscc)sql";
-
-constexpr char kPoolStates[] = R"sql(
-SELECT p.datacenter_id || '/' || p.id, p.datacenter_id, d.region_code, d.hub,
-       d.national_network, d.state = 1, p.accelerator_model, p.domestic, p.fp8,
-       p.memory_gib, p.gpus_total, p.gpus_free, p.gpus_held, p.price_fen_per_gpu_hour,
-       COALESCE(vch_us(p.reported_at), 0)
-FROM gpu_pools p JOIN datacenters d ON d.id = p.datacenter_id ORDER BY 1)sql";
 
 constexpr char kLockPools[] = R"sql(
 SELECT p.datacenter_id, p.id, p.gpus_free - p.gpus_held
@@ -300,31 +294,6 @@ std::string Bind(pqxx::dbtransaction& tx, const char* sql, const std::vector<std
   std::vector<std::string> quoted;
   for (const std::string& p : params) quoted.push_back(tx.quote(p));
   return InlineParams(sql, quoted);
-}
-
-std::vector<policy::PoolState> ParsePoolStates(const pqxx::result& rows) {
-  std::vector<policy::PoolState> out;
-  for (const pqxx::row& r : rows) {
-    policy::PoolState s;
-    s.pool_id = r[0].as<std::string>();
-    s.datacenter_id = r[1].as<std::string>();
-    s.region_code = r[2].as<std::string>();
-    s.hub = static_cast<policy::NationalHub>(r[3].as<int>());
-    s.national_network = r[4].as<bool>();
-    s.site_active = r[5].as<bool>();
-    s.accelerator_model = r[6].as<std::string>();
-    s.domestic = r[7].as<bool>();
-    s.fp8 = r[8].as<bool>();
-    s.memory_gib = r[9].as<int32_t>();
-    s.gpus_total = r[10].as<int32_t>();
-    s.gpus_free = r[11].as<int32_t>();
-    s.gpus_held = r[12].as<int32_t>();
-    s.price_fen_per_gpu_hour = r[13].as<int64_t>();
-    const int64_t us = r[14].as<int64_t>();
-    s.reported_at = us == 0 ? absl::InfinitePast() : absl::FromUnixMicros(us);
-    out.push_back(std::move(s));
-  }
-  return out;
 }
 
 std::string HexOf(const std::string& bytes) { return absl::BytesToHexString(bytes); }
@@ -632,7 +601,7 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     if (store_keys) find_keys = pipe.insert(FindKeysSql(tx, keys));
     const auto find_programs =
         pipe.insert(Bind(tx, kProgramsForCompute, {TextArray(all_program), TextArray(all_uscc)}));
-    const auto find_pools = pipe.insert(kPoolStates);
+    const auto find_pools = pipe.insert(kPoolStatesSql);
     // Ids for every request, drawn before any lock is taken (those not placed leave gaps).
     const auto next_ids =
         pipe.insert(absl::StrReplaceAll(kNextIds, {{"$1", absl::StrCat(ops.size())}}));
@@ -676,7 +645,7 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   }
   // 3. The pools, then 4. decide each request in order, each seeing the GPUs the earlier ones of
   // the batch took.
-  std::vector<policy::PoolState> pools = ParsePoolStates(pool_rows);
+  std::vector<policy::PoolState> pools = PoolStatesFromRows(pool_rows);
   auto fail = [&](size_t i, absl::Status s) {
     d[i].active = false;
     ops[i]->result = std::move(s);
