@@ -67,12 +67,27 @@ INSTANTIATE_TEST_SUITE_P(Table, VchdBadArgsTest,
 
 TEST(VchdHelpTest, DocumentsEveryOptionAndItsVariable) {
   const std::string help = VchdHelpText();
-  for (const char* needle :
-       {"--listen", "VCH_LISTEN", "--dsn", "VCH_DSN", "--pool-size", "VCH_POOL_SIZE",
-        "--metrics-listen", "VCH_METRICS_LISTEN", "--max-message-bytes", "--health-interval-ms",
-        "--shutdown-grace-ms", "--auth", "--port-file", "--log-level", "vchd migrate",
-        "--max-threads", "VCH_MAX_THREADS", "--voucher-key-file", "VCH_VOUCHER_KEY_FILE",
-        "--voucher-key-id", "VCH_VOUCHER_KEY_ID"}) {
+  for (const char* needle : {"--listen",
+                             "VCH_LISTEN",
+                             "--dsn",
+                             "VCH_DSN",
+                             "--pool-size",
+                             "VCH_POOL_SIZE",
+                             "--metrics-listen",
+                             "VCH_METRICS_LISTEN",
+                             "--max-message-bytes",
+                             "--health-interval-ms",
+                             "--shutdown-grace-ms",
+                             "--auth",
+                             "--port-file",
+                             "--log-level",
+                             "vchd migrate",
+                             "--max-threads",
+                             "VCH_MAX_THREADS",
+                             "--voucher-key-file",
+                             "VCH_VOUCHER_KEY_FILE",
+                             "--voucher-key-id",
+                             "VCH_VOUCHER_KEY_ID"}) {
     EXPECT_NE(help.find(needle), std::string::npos) << needle;
   }
 }
