@@ -445,11 +445,6 @@ class RedemptionStore::Queue {
     return std::move(op.result);
   }
 
-  int64_t batches() const {
-    absl::MutexLock lock(&mu_);
-    return batches_;
-  }
-
  private:
   void Run() {
     bool was_busy = false;
@@ -480,7 +475,6 @@ class RedemptionStore::Queue {
       for (Op* op : batch) op->requeue = false;
       execute_(batch);
       absl::MutexLock lock(&mu_);
-      ++batches_;
       // Requests to run again go first, in their order; the rest are answered.
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
         if ((*it)->requeue) queue_.push_front(*it);
@@ -497,7 +491,6 @@ class RedemptionStore::Queue {
   mutable absl::Mutex mu_;
   std::deque<Op*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 
@@ -519,8 +512,6 @@ struct ProgramFacts {
 struct ComputeDecision {
   bool active = false;  // still going to be written
   ComputeOutcome outcome;
-  const policy::PoolState* pool = nullptr;
-  int64_t credit_account_id = 0;
   int64_t wallet_account_id = 0;
   TransferSubmission hold;
 };
@@ -711,7 +702,6 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
       continue;
     }
     pool->gpus_held += req.placement.gpus;
-    d[i].pool = pool;
     d[i].wallet_account_id = pf.wallet_account_id;
     RedemptionRecord& r = d[i].outcome.redemption;
     r.program_id = req.program_id;
@@ -815,13 +805,12 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
       continue;
     }
     left -= r.gpus;
-    d[i].credit_account_id = accounts[account_key(r)];
     TransferSubmission& s = d[i].hold;
     s.request_scope = kSystemScope;
     s.request_id = absl::StrCat("hold-", r.id);
     s.transfer.kind = TransferKind::kHold;
     s.transfer.debit_account_id = d[i].wallet_account_id;
-    s.transfer.credit_account_id = d[i].credit_account_id;
+    s.transfer.credit_account_id = accounts[account_key(r)];
     s.transfer.amount_fen = r.held_fen;
     s.metadata_json = absl::StrCat(R"({"redemption":)", r.id, "}");
     order.push_back(i);
@@ -1260,10 +1249,6 @@ RedemptionStore::RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOpt
 }
 
 RedemptionStore::~RedemptionStore() = default;
-
-int64_t RedemptionStore::batches_committed() const {
-  return compute_queue_->batches() + usage_queue_->batches();
-}
 
 // --- Operator and enterprise decisions. ---
 

@@ -14,16 +14,13 @@
 #define VCH_STORAGE_REDEMPTION_STORE_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/voucher.h"
 #include "policy/placement.h"
@@ -287,9 +284,6 @@ class RedemptionStore {
   // The usage records a payout pays, in settlement order, seq above after_seq.
   absl::StatusOr<std::vector<UsageRecord>> ListPayoutLines(int64_t payout_id, int64_t after_seq,
                                                            int limit);
-
-  // Batches committed by the two hot paths (tests, metrics).
-  int64_t batches_committed() const;
 
  private:
   struct ComputeOp;
