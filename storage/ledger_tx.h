@@ -24,6 +24,38 @@ struct PendingTransfer {
 // What idempotency compares: every field of the submission that changes its effect.
 std::string TransferRequestHash(const TransferSubmission& submission);
 
+// The columns of an account row as ApplyTransfersInTransaction reads them, for a caller that
+// locks the accounts itself (LedgerTxOptions::locked_accounts).
+inline constexpr char kLedgerAccountColumns[] =
+    "id, flags, debits_pending_fen, debits_posted_fen, credits_pending_fen, credits_posted_fen, "
+    "program_id";
+
+// What a caller has already done in its own round trips, so that the ledger adds none before
+// its write. Both are optional.
+struct LedgerTxOptions {
+  // Every transfer's idempotency key is new (made from an id this transaction drew from a
+  // sequence), so the keys are neither locked nor looked up.
+  bool fresh_keys = false;
+  // Rows whose first columns are kLedgerAccountColumns: every account the transfers touch,
+  // locked by the caller (ORDER BY id FOR UPDATE, after its own earlier locks), and at least one
+  // new transfer id per transfer (nextval('ledger_transfer_id_seq')). Only for transfers without
+  // a pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
+  const pqxx::result* locked_accounts = nullptr;
+  const std::vector<int64_t>* transfer_ids = nullptr;
+  // The write runs as the statement LedgerWriteStatement() registered on the connection's pool.
+  bool prepared_write = false;
+  // The caller began the transaction with a BEGIN of its own (on a pqxx::nontransaction): send
+  // COMMIT in the round trip of the write. `*committed` is set just before that round trip
+  // (true: COMMIT was sent; if the round trip throws, whether it took effect is unknown unless
+  // the server answered with an error). No write, no COMMIT: the caller commits.
+  bool commit_with_write = false;
+  bool* committed = nullptr;
+};
+
+// The ledger's write (transfers, holds, balances, keys) as a statement to register on a pool
+// (PgPool::RegisterPrepared) whose transactions set LedgerTxOptions::prepared_write.
+PreparedStatement LedgerWriteStatement();
+
 // Applies the transfers in order at `now_us` within `tx` (no commit): locks, decides with the
 // posting engine, writes transfers, holds, balances and idempotency keys. One result per
 // transfer; a failed transfer writes nothing. Throws pqxx exceptions on database errors.
@@ -33,9 +65,10 @@ std::string TransferRequestHash(const TransferSubmission& submission);
 // the ledger's writes, in the same round trip: a caller's own writes that depend on which
 // transfers succeeded.
 std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
-    pqxx::dbtransaction& tx, const std::vector<PendingTransfer>& batch, int64_t now_us,
+    pqxx::transaction_base& tx, const std::vector<PendingTransfer>& batch, int64_t now_us,
     const std::function<std::string(const std::vector<absl::StatusOr<TransferResult>>&)>& also =
-        nullptr);
+        nullptr,
+    const LedgerTxOptions& options = {});
 
 }  // namespace vch::storage
 

@@ -46,10 +46,12 @@ SELECT transfer_id, debit_account_id, credit_account_id, amount_fen, posted_fen,
        COALESCE((extract(epoch FROM expires_at) * 1000000)::bigint, 0), resolved
 FROM ledger_holds WHERE transfer_id = ANY($1::bigint[]) ORDER BY transfer_id FOR UPDATE)sql";
 
-constexpr char kLockAccounts[] = R"sql(
-SELECT id, flags, debits_pending_fen, debits_posted_fen, credits_pending_fen, credits_posted_fen,
-       program_id
-FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)sql";
+const std::string& LockAccountsSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", kLedgerAccountColumns,
+                   " FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"));
+  return *sql;
+}
 
 constexpr char kNextTransferIds[] =
     "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
@@ -176,7 +178,11 @@ absl::Status ValidateSubmission(const TransferSubmission& s) {
   return v.Finish();
 }
 
+constexpr char kWriteBatchName[] = "vch_ledger_write";
+
 }  // namespace
+
+PreparedStatement LedgerWriteStatement() { return {kWriteBatchName, kWriteBatch}; }
 
 // The request as hashed for idempotency: every field that changes the effect.
 std::string TransferRequestHash(const TransferSubmission& s) {
@@ -187,10 +193,17 @@ std::string TransferRequestHash(const TransferSubmission& s) {
 }
 
 std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
-    pqxx::dbtransaction& tx, const std::vector<PendingTransfer>& batch, int64_t now_us,
-    const std::function<std::string(const std::vector<absl::StatusOr<TransferResult>>&)>& also) {
+    pqxx::transaction_base& tx, const std::vector<PendingTransfer>& batch, int64_t now_us,
+    const std::function<std::string(const std::vector<absl::StatusOr<TransferResult>>&)>& also,
+    const LedgerTxOptions& options) {
   std::vector<absl::StatusOr<TransferResult>> decided(batch.size(),
                                                       absl::UnknownError("not decided"));
+  const bool caller_locked = options.locked_accounts != nullptr;
+  if (caller_locked &&
+      (options.transfer_ids == nullptr || options.transfer_ids->size() < batch.size())) {
+    for (auto& d : decided) d = absl::InternalError("locked accounts without enough transfer ids");
+    return decided;
+  }
   // 1. Idempotency keys: lock them (sorted), then find earlier successes.
   std::set<int64_t> lock_ids;
   std::vector<std::string> scopes, ids;
@@ -202,7 +215,7 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
   // Lock, then look up, in one round trip (rows are locked meanwhile, so each one counts): a
   // multi-statement query whose second statement takes its own snapshot, after the locks.
   pqxx::result found_keys;
-  {
+  if (!options.fresh_keys) {
     pqxx::pipeline pipe(tx);
     pipe.retain(2);
     const auto lock = pipe.insert(absl::StrReplaceAll(
@@ -227,6 +240,10 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     if (t.credit_account_id > 0) account_ids.insert(t.credit_account_id);
   }
   policy::LedgerState state;
+  if (caller_locked && !hold_ids.empty()) {
+    for (auto& d : decided) d = absl::InternalError("locked accounts given for pending transfers");
+    return decided;
+  }
   if (!hold_ids.empty()) {
     for (const pqxx::row& row :
          tx.exec_params(kLockHolds, BigintArray({hold_ids.begin(), hold_ids.end()}))) {
@@ -247,11 +264,14 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
   absl::flat_hash_map<int64_t, std::string> program_of;
   // The accounts' locks and the new transfer ids, in one round trip.
   pqxx::result locked_accounts, next_ids;
-  {
+  if (caller_locked) {
+    locked_accounts = *options.locked_accounts;
+  } else {
     pqxx::pipeline pipe(tx);
     pipe.retain(2);
     const auto accounts = pipe.insert(absl::StrReplaceAll(
-        kLockAccounts, {{"$1", tx.quote(BigintArray({account_ids.begin(), account_ids.end()}))}}));
+        LockAccountsSql(),
+        {{"$1", tx.quote(BigintArray({account_ids.begin(), account_ids.end()}))}}));
     const auto ids = pipe.insert(absl::StrReplaceAll(
         kNextTransferIds, {{"$1", absl::StrCat(static_cast<int>(batch.size()))}}));
     locked_accounts = pipe.retrieve(accounts);
@@ -273,8 +293,12 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
 
   // 3. Transfer ids for the transfers that may succeed.
   std::vector<int64_t> new_ids;
-  for (const pqxx::row& row : next_ids) {
-    new_ids.push_back(row[0].as<int64_t>());
+  if (caller_locked) {
+    new_ids = *options.transfer_ids;
+  } else {
+    for (const pqxx::row& row : next_ids) {
+      new_ids.push_back(row[0].as<int64_t>());
+    }
   }
   size_t next_id = 0;
 
@@ -385,29 +409,44 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     a_cpo.push_back(a->credits_posted_fen);
   }
   auto q = [&tx](const std::string& array) { return tx.quote(array); };
+  const auto write_sql = [&options](const std::vector<std::string>& values) {
+    return options.prepared_write ? ExecutePrepared(kWriteBatchName, values)
+                                  : InlineParams(kWriteBatch, values);
+  };
   const std::string write =
-      InlineParams(kWriteBatch, {q(BigintArray(t_id)),       q(TextArray(t_program)),
-                                 q(BigintArray(t_kind)),     q(BigintArray(t_debit)),
-                                 q(BigintArray(t_credit)),   q(BigintArray(t_amount)),
-                                 q(BigintArray(t_released)), q(NullableBigintArray(t_pending)),
-                                 q(BigintArray(t_expires)),  q(TextArray(t_scope)),
-                                 q(TextArray(t_request)),    q(TextArray(t_metadata)),
-                                 q(BigintArray(bal[0])),     q(BigintArray(bal[1])),
-                                 q(BigintArray(bal[2])),     q(BigintArray(bal[3])),
-                                 q(BigintArray(bal[4])),     q(BigintArray(bal[5])),
-                                 q(BigintArray(bal[6])),     q(BigintArray(bal[7])),
-                                 absl::StrCat(now_us),       q(BigintArray(h_id)),
-                                 q(TextArray(h_program)),    q(BigintArray(h_debit)),
-                                 q(BigintArray(h_credit)),   q(BigintArray(h_amount)),
-                                 q(BigintArray(h_posted)),   q(BigintArray(h_released)),
-                                 q(BigintArray(h_expires)),  q(BoolArray(h_resolved)),
-                                 q(BigintArray(a_id)),       q(BigintArray(a_dp)),
-                                 q(BigintArray(a_dpo)),      q(BigintArray(a_cp)),
-                                 q(BigintArray(a_cpo)),      q(TextArray(k_scope)),
-                                 q(TextArray(k_request)),    q(TextArray(k_hash)),
-                                 q(TextArray(k_response))});
+      write_sql({q(BigintArray(t_id)),       q(TextArray(t_program)),
+                 q(BigintArray(t_kind)),     q(BigintArray(t_debit)),
+                 q(BigintArray(t_credit)),   q(BigintArray(t_amount)),
+                 q(BigintArray(t_released)), q(NullableBigintArray(t_pending)),
+                 q(BigintArray(t_expires)),  q(TextArray(t_scope)),
+                 q(TextArray(t_request)),    q(TextArray(t_metadata)),
+                 q(BigintArray(bal[0])),     q(BigintArray(bal[1])),
+                 q(BigintArray(bal[2])),     q(BigintArray(bal[3])),
+                 q(BigintArray(bal[4])),     q(BigintArray(bal[5])),
+                 q(BigintArray(bal[6])),     q(BigintArray(bal[7])),
+                 absl::StrCat(now_us),       q(BigintArray(h_id)),
+                 q(TextArray(h_program)),    q(BigintArray(h_debit)),
+                 q(BigintArray(h_credit)),   q(BigintArray(h_amount)),
+                 q(BigintArray(h_posted)),   q(BigintArray(h_released)),
+                 q(BigintArray(h_expires)),  q(BoolArray(h_resolved)),
+                 q(BigintArray(a_id)),       q(BigintArray(a_dp)),
+                 q(BigintArray(a_dpo)),      q(BigintArray(a_cp)),
+                 q(BigintArray(a_cpo)),      q(TextArray(k_scope)),
+                 q(TextArray(k_request)),    q(TextArray(k_hash)),
+                 q(TextArray(k_response))});
   const std::string extra = also ? also(decided) : std::string();
-  if (extra.empty()) {
+  if (options.commit_with_write) {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(3);
+    const auto ledger = pipe.insert(write);
+    std::optional<pqxx::pipeline::query_id> theirs;
+    if (!extra.empty()) theirs = pipe.insert(extra);
+    const auto commit = pipe.insert("COMMIT");
+    if (options.committed != nullptr) *options.committed = true;
+    pipe.retrieve(ledger);
+    if (theirs) pipe.retrieve(*theirs);
+    pipe.retrieve(commit);
+  } else if (extra.empty()) {
     tx.exec0(write);
   } else {
     pqxx::pipeline pipe(tx);

@@ -16,6 +16,7 @@
 namespace pqxx {
 class connection_base;
 class dbtransaction;
+class transaction_base;
 }  // namespace pqxx
 
 namespace vch::storage {
@@ -63,8 +64,9 @@ class PgPool {
 
   absl::StatusOr<Lease> Acquire();
 
-  // Registers a statement prepared on each connection (lazily, on first use).
-  // Must be called before the first Acquire that uses it; thread-safe.
+  // Registers a statement prepared on each connection, at the first Acquire of the connection
+  // after the registration, so that SQL text may also run it by name (EXECUTE, see
+  // sql_arrays.h ExecutePrepared). Thread-safe.
   void RegisterPrepared(const PreparedStatement& statement);
 
   int size() const { return options_.size; }

@@ -74,16 +74,23 @@ SELECT program_id, issuer_id, kind, owner, 0
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(program_id, issuer_id, kind, owner)
 ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING)sql";
 
-// A statement of its own after kEnsureAccounts: under READ COMMITTED it sees rows a
-// concurrent transaction committed while the insert waited for it.
-constexpr char kFindAccounts[] = R"sql(
-SELECT a.program_id, a.kind, a.owner, a.id
-FROM ledger_accounts a
-JOIN unnest($1::text[], $2::text[], $3::text[]) AS q(program_id, kind, owner)
-  ON a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner)sql";
+// The accounts of a compute batch's holds, locked for the ledger (LedgerTxOptions): the wallets
+// by id ($1) and the accounts the holds credit by kind and owner ($2..$4). A statement of its
+// own after kEnsureAccounts: under READ COMMITTED it sees rows a concurrent transaction
+// committed while the insert waited for it. Columns: kLedgerAccountColumns, kind, owner.
+constexpr char kLockHoldAccounts[] = R"sql(
+SELECT %s, kind, owner
+FROM ledger_accounts
+WHERE id = ANY($1::bigint[] || ARRAY(
+  SELECT a.id FROM ledger_accounts a
+  JOIN unnest($2::text[], $3::text[], $4::text[]) AS q(program_id, kind, owner)
+    ON a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner))
+ORDER BY id FOR UPDATE)sql";
 
+// Ids for a batch: redemptions, capacity holds and the credit holds' ledger transfers.
 constexpr char kNextIds[] = R"sql(
-SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
+SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq'),
+       nextval('ledger_transfer_id_seq')
 FROM generate_series(1, $1::int))sql";
 
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
@@ -290,10 +297,43 @@ absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t
 
 // `sql` with $1, $2, ... replaced by the quoted `params` (see InlineParams), for statements
 // sent together in one round trip.
-std::string Bind(pqxx::dbtransaction& tx, const char* sql, const std::vector<std::string>& params) {
+std::string Bind(pqxx::transaction_base& tx, const char* sql,
+                 const std::vector<std::string>& params) {
   std::vector<std::string> quoted;
   for (const std::string& p : params) quoted.push_back(tx.quote(p));
   return InlineParams(sql, quoted);
+}
+
+// The statements of a compute batch, prepared on both pools' connections (RegisterPrepared)
+// and run by name: for short statements, parsing and planning cost more than running them.
+constexpr char kComputeFindKeys[] = "vch_compute_find_keys";
+constexpr char kComputePrograms[] = "vch_compute_programs";
+constexpr char kComputePools[] = "vch_compute_pools";
+constexpr char kComputeIds[] = "vch_compute_ids";
+constexpr char kComputeEnsureAccounts[] = "vch_compute_ensure_accounts";
+constexpr char kComputeLockPools[] = "vch_compute_lock_pools";
+constexpr char kComputeLockAccounts[] = "vch_compute_lock_accounts";
+constexpr char kComputeWrite[] = "vch_compute_write";
+
+std::vector<PreparedStatement> ComputeStatements() {
+  return {{kComputeFindKeys, kFindKeys},
+          {kComputePrograms, kProgramsForCompute},
+          {kComputePools, kPoolStatesSql},
+          {kComputeIds, kNextIds},
+          {kComputeEnsureAccounts, kEnsureAccounts},
+          {kComputeLockPools, kLockPools},
+          {kComputeLockAccounts,
+           absl::StrReplaceAll(kLockHoldAccounts, {{"%s", kLedgerAccountColumns}})},
+          {kComputeWrite, kWritePlacements},
+          LedgerWriteStatement()};
+}
+
+// EXECUTE of a prepared statement with `params` quoted.
+std::string BindPrepared(pqxx::transaction_base& tx, const char* name,
+                         const std::vector<std::string>& params) {
+  std::vector<std::string> quoted;
+  for (const std::string& p : params) quoted.push_back(tx.quote(p));
+  return ExecutePrepared(name, quoted);
 }
 
 std::string HexOf(const std::string& bytes) { return absl::BytesToHexString(bytes); }
@@ -496,7 +536,60 @@ class RedemptionStore::Queue {
 
 // --- RequestCompute. ---
 
+// A compute batch's transaction on a pqxx::nontransaction: BEGIN goes with the batch's first
+// reads and COMMIT with its writes, two round trips fewer than a pqxx::work (one of them while
+// the batch holds its locks).
+struct ComputeBatchTx {
+  bool commit_sent = false;
+};
+
 namespace {
+
+// Runs `body` as a ComputeBatchTx on a connection of `pool` and commits if the body did not.
+// Retried like RunTransaction: deadlocks and serialization failures (ABORTED) up to 3 attempts, and
+// once a dead pooled connection or a statement prepared on it that is gone, unless the COMMIT was
+// sent; a connection that breaks after that is OUTCOME_UNKNOWN.
+absl::Status RunBatchTx(PgPool& pool,
+                        const std::function<void(pqxx::transaction_base&, ComputeBatchTx&)>& body) {
+  absl::Status last = absl::OkStatus();
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    absl::StatusOr<PgPool::Lease> lease = pool.Acquire();
+    if (!lease.ok()) return lease.status();
+    ComputeBatchTx batch;
+    try {
+      pqxx::nontransaction tx(lease->connection());
+      body(tx, batch);
+      if (!batch.commit_sent) tx.exec0("COMMIT");
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      last = StatusFromException(e);
+      if (last.code() == absl::StatusCode::kUnavailable) {
+        lease->MarkBroken();
+        if (batch.commit_sent) {
+          return DomainError(absl::StatusCode::kUnavailable, "OUTCOME_UNKNOWN",
+                             "the connection broke while committing; retry with the same "
+                             "request id to learn the outcome");
+        }
+      } else {
+        // The server answered with an error: end the failed transaction (if one is open).
+        try {
+          pqxx::quiet_errorhandler quiet(lease->connection());
+          pqxx::nontransaction end(lease->connection());
+          end.exec0("ROLLBACK");
+        } catch (const std::exception&) {
+          lease->MarkBroken();
+        }
+      }
+      const auto* sql_error = dynamic_cast<const pqxx::sql_error*>(&e);
+      const bool unprepared = sql_error != nullptr && sql_error->sqlstate() == "26000";
+      if (unprepared) lease->MarkBroken();
+      const bool retry = last.code() == absl::StatusCode::kAborted ||
+                         ((ReasonOf(last) == "DATABASE_UNAVAILABLE" || unprepared) && attempt == 1);
+      if (!retry) return last;
+    }
+  }
+  return last;
+}
 
 struct ProgramFacts {
   std::string issuer_id;
@@ -529,14 +622,13 @@ absl::StatusOr<std::string> RedemptionStore::RequestCompute(ComputeRequest reque
 
 void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
   auto run = [&](std::vector<ComputeOp*>& group) {
-    return RunTransaction(batch_pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
+    return RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, ComputeBatchTx& batch) {
       for (ComputeOp* op : group) {
         op->requeue = false;
         op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
-      ComputeInTx(tx, options_, true, group, options_.clock());
-      return absl::OkStatus();
+      ComputeInTx(tx, options_, true, group, options_.clock(), &batch);
     });
   };
   absl::Status status = run(ops);
@@ -570,8 +662,9 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
 // For each op: a replay (result = stored bytes), an answer decided here (result = a status or
 // the unplaced outcome's encoding), a request to run again (requeue), or a placement written in
 // this transaction (result = the encoded response, stored under the op's key if store_keys).
-void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptions& options,
-                                  bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now) {
+void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
+                                  bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
+                                  ComputeBatchTx* batch) {
   std::vector<ComputeDecision> d(ops.size());
   // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next). The
   // keys, the programs with the callers' awards, the pools as they are now (unlocked) and the
@@ -587,15 +680,23 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   pqxx::result program_rows, pool_rows, id_rows;
   {
     pqxx::pipeline pipe(tx);
-    pipe.retain(4);
+    pipe.retain(5);
+    if (batch != nullptr) pipe.insert("BEGIN");
     std::optional<pqxx::pipeline::query_id> find_keys;
-    if (store_keys) find_keys = pipe.insert(FindKeysSql(tx, keys));
-    const auto find_programs =
-        pipe.insert(Bind(tx, kProgramsForCompute, {TextArray(all_program), TextArray(all_uscc)}));
-    const auto find_pools = pipe.insert(kPoolStatesSql);
+    if (store_keys) {
+      std::vector<std::string> scopes, ids;
+      for (const IdempotencyKey* k : keys) {
+        scopes.push_back(k->scope);
+        ids.push_back(k->request_id);
+      }
+      find_keys =
+          pipe.insert(BindPrepared(tx, kComputeFindKeys, {TextArray(scopes), TextArray(ids)}));
+    }
+    const auto find_programs = pipe.insert(
+        BindPrepared(tx, kComputePrograms, {TextArray(all_program), TextArray(all_uscc)}));
+    const auto find_pools = pipe.insert(ExecutePrepared(kComputePools, {}));
     // Ids for every request, drawn before any lock is taken (those not placed leave gaps).
-    const auto next_ids =
-        pipe.insert(absl::StrReplaceAll(kNextIds, {{"$1", absl::StrCat(ops.size())}}));
+    const auto next_ids = pipe.insert(ExecutePrepared(kComputeIds, {absl::StrCat(ops.size())}));
     if (find_keys) stored = ParseKeys(pipe.retrieve(*find_keys));
     program_rows = pipe.retrieve(find_programs);
     pool_rows = pipe.retrieve(find_pools);
@@ -730,12 +831,14 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   // 5. Ids and signed vouchers, still without a lock.
   size_t next_id = 0;
   size_t active = 0;
+  std::vector<int64_t> transfer_ids;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
     ++active;
     RedemptionRecord& r = d[i].outcome.redemption;
     r.id = id_rows[next_id][0].as<int64_t>();
     r.capacity_hold_id = id_rows[next_id][1].as<int64_t>();
+    transfer_ids.push_back(id_rows[next_id][2].as<int64_t>());
     ++next_id;
     r.replaces = ops[i]->request.replaces;
     r.voucher_key_id = options.signer->key_id();
@@ -743,16 +846,16 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   }
   if (active == 0) return;
   // 6. The accounts the holds credit (the datacenter's receivable for DIRECT programs, the
-  // enterprise's payable for REIMBURSE), and the chosen pools, locked in key order: three
-  // statements in one round trip. The account lookup is a statement of its own so that it sees
-  // accounts a concurrent batch committed while the insert waited for it; ON CONFLICT DO
-  // NOTHING locks no existing row.
+  // enterprise's payable for REIMBURSE) created if new, the chosen pools locked in key order,
+  // then the accounts of the holds (wallets and those credited) locked in id order for the
+  // ledger: three statements in one round trip. ON CONFLICT DO NOTHING locks no existing row.
   auto account_key = [](const RedemptionRecord& r) {
     return r.style == SettlementStyle::kDirect
                ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
                : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
   };
   std::vector<std::string> a_program, a_issuer, a_kind, a_owner, l_dc, l_pool;
+  std::vector<int64_t> wallets;
   std::set<std::pair<std::string, std::string>> chosen;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
@@ -762,6 +865,7 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     a_issuer.push_back(r.issuer_id);
     a_kind.push_back(kind);
     a_owner.push_back(owner);
+    wallets.push_back(d[i].wallet_account_id);
     chosen.insert({r.datacenter_id, r.pool_id});
   }
   for (const auto& [dc, p] : chosen) {
@@ -772,20 +876,22 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
   {
     pqxx::pipeline pipe(tx);
     pipe.retain(3);
-    const auto ensure = pipe.insert(
-        Bind(tx, kEnsureAccounts,
-             {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
-    const auto find = pipe.insert(
-        Bind(tx, kFindAccounts, {TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
-    const auto lock = pipe.insert(Bind(tx, kLockPools, {TextArray(l_dc), TextArray(l_pool)}));
+    const auto ensure = pipe.insert(BindPrepared(
+        tx, kComputeEnsureAccounts,
+        {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
+    const auto lock =
+        pipe.insert(BindPrepared(tx, kComputeLockPools, {TextArray(l_dc), TextArray(l_pool)}));
+    const auto find = pipe.insert(BindPrepared(
+        tx, kComputeLockAccounts,
+        {BigintArray(wallets), TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
     pipe.retrieve(ensure);
-    account_rows = pipe.retrieve(find);
     pool_locks = pipe.retrieve(lock);
+    account_rows = pipe.retrieve(find);
   }
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
   for (const pqxx::row& r : account_rows) {
-    accounts[{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()}] =
-        r[3].as<int64_t>();
+    accounts[{r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>()}] =
+        r[0].as<int64_t>();
   }
   // 7. Is the room still there? A request whose pool was taken meanwhile runs again in a later
   // batch against fresh reports.
@@ -882,41 +988,51 @@ void RedemptionStore::ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptio
     }
     if (c_id.empty()) return std::string();
     auto q = [&tx](const std::string& array) { return tx.quote(array); };
-    return InlineParams(kWritePlacements,
-                        {q(BigintArray(c_rid)),
-                         q(TextArray(r_program)),
-                         q(TextArray(r_issuer)),
-                         q(TextArray(r_uscc)),
-                         q(TextArray(c_dc)),
-                         q(TextArray(c_pool)),
-                         q(TextArray(r_model)),
-                         q(BoolArray(r_fp8)),
-                         q(BoolArray(r_domestic)),
-                         q(BigintArray(r_mem)),
-                         q(BigintArray(r_max_price)),
-                         q(TextArray(r_region)),
-                         q(BigintArray(r_gpus)),
-                         q(BigintArray(r_hours)),
-                         q(BigintArray(r_price)),
-                         q(BigintArray(r_ratio)),
-                         q(BigintArray(r_style)),
-                         q(BigintArray(r_bill)),
-                         q(BigintArray(r_held)),
-                         q(BigintArray(r_hold)),
-                         q(BigintArray(c_id)),
-                         q(BigintArray(r_replaces)),
-                         q(TextArray(r_key)),
-                         q(TextArray(r_sig)),
-                         q(TextArray(r_scope)),
-                         q(TextArray(r_request)),
-                         absl::StrCat(absl::ToUnixMicros(now + options.placement_ttl)),
-                         absl::StrCat(absl::ToUnixMicros(now)),
-                         q(TextArray(k_scope)),
-                         q(TextArray(k_request)),
-                         q(TextArray(k_hash)),
-                         q(TextArray(k_response))});
+    return ExecutePrepared(kComputeWrite,
+                           {q(BigintArray(c_rid)),
+                            q(TextArray(r_program)),
+                            q(TextArray(r_issuer)),
+                            q(TextArray(r_uscc)),
+                            q(TextArray(c_dc)),
+                            q(TextArray(c_pool)),
+                            q(TextArray(r_model)),
+                            q(BoolArray(r_fp8)),
+                            q(BoolArray(r_domestic)),
+                            q(BigintArray(r_mem)),
+                            q(BigintArray(r_max_price)),
+                            q(TextArray(r_region)),
+                            q(BigintArray(r_gpus)),
+                            q(BigintArray(r_hours)),
+                            q(BigintArray(r_price)),
+                            q(BigintArray(r_ratio)),
+                            q(BigintArray(r_style)),
+                            q(BigintArray(r_bill)),
+                            q(BigintArray(r_held)),
+                            q(BigintArray(r_hold)),
+                            q(BigintArray(c_id)),
+                            q(BigintArray(r_replaces)),
+                            q(TextArray(r_key)),
+                            q(TextArray(r_sig)),
+                            q(TextArray(r_scope)),
+                            q(TextArray(r_request)),
+                            absl::StrCat(absl::ToUnixMicros(now + options.placement_ttl)),
+                            absl::StrCat(absl::ToUnixMicros(now)),
+                            q(TextArray(k_scope)),
+                            q(TextArray(k_request)),
+                            q(TextArray(k_hash)),
+                            q(TextArray(k_response))});
   };
-  ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now), write_placements);
+  LedgerTxOptions ledger_options;
+  ledger_options.fresh_keys = true;  // "hold-<redemption id>", the id drawn above
+  ledger_options.locked_accounts = &account_rows;
+  ledger_options.transfer_ids = &transfer_ids;
+  ledger_options.prepared_write = true;
+  if (batch != nullptr) {
+    ledger_options.commit_with_write = true;
+    ledger_options.committed = &batch->commit_sent;
+  }
+  ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now), write_placements,
+                              ledger_options);
 }
 
 // --- ReportUsage. ---
@@ -1242,6 +1358,10 @@ RedemptionStore::RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOpt
         };
         return std::move(options);
       }()) {
+  for (const PreparedStatement& statement : ComputeStatements()) {
+    pool_.RegisterPrepared(statement);
+    batch_pool_.RegisterPrepared(statement);
+  }
   compute_queue_ = std::make_unique<Queue<ComputeOp>>(
       options_, [this](std::vector<ComputeOp*>& ops) { ExecuteComputeBatch(ops); });
   usage_queue_ = std::make_unique<Queue<UsageOp>>(

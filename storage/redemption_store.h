@@ -203,6 +203,9 @@ struct RedemptionOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
+// A compute batch's own transaction control (redemption_store.cc).
+struct ComputeBatchTx;
+
 class RedemptionStore {
  public:
   // `pool` serves the unbatched calls; the batches run on `batch_pool`, which should have a
@@ -293,9 +296,11 @@ class RedemptionStore {
 
   void ExecuteComputeBatch(std::vector<ComputeOp*>& ops);
   // Decides and writes `ops` inside `tx` (see redemption_store.cc); `store_keys` = false for a
-  // re-placement whose response is stored with the rejection instead.
-  static void ComputeInTx(pqxx::dbtransaction& tx, const RedemptionOptions& options,
-                          bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now);
+  // re-placement whose response is stored with the rejection instead. With `batch`, `tx` is a
+  // nontransaction and BEGIN and COMMIT travel with the first reads and the writes.
+  static void ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
+                          bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
+                          ComputeBatchTx* batch = nullptr);
   void ExecuteUsageBatch(std::vector<UsageOp*>& ops);
 
   PgPool& pool_;

@@ -1,6 +1,7 @@
 #include "storage/sql_arrays.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace vch::storage {
 
@@ -68,6 +69,12 @@ std::string InlineParams(std::string_view sql, const std::vector<std::string>& v
     }
     out.append(values.at(n - 1));
   }
+  return out;
+}
+
+std::string ExecutePrepared(std::string_view name, const std::vector<std::string>& values) {
+  std::string out = absl::StrCat("EXECUTE ", std::string(name));
+  if (!values.empty()) absl::StrAppend(&out, "(", absl::StrJoin(values, ", "), ")");
   return out;
 }
 

@@ -24,6 +24,11 @@ std::string TextArray(const std::vector<std::string>& values);
 // Throws std::out_of_range for a placeholder without a value.
 std::string InlineParams(std::string_view sql, const std::vector<std::string>& values);
 
+// "EXECUTE name(v1, ...)": a statement prepared on the connection (PgPool::RegisterPrepared)
+// run by name with values the caller quoted, for a pqxx::pipeline; no parsing or planning of
+// the statement itself on the server (its plan is cached on the connection).
+std::string ExecutePrepared(std::string_view name, const std::vector<std::string>& values);
+
 }  // namespace vch::storage
 
 #endif  // VCH_STORAGE_SQL_ARRAYS_H_

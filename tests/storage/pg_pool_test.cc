@@ -4,8 +4,10 @@
 
 #include <pqxx/pqxx>
 
+#include "absl/strings/str_cat.h"
 #include "base/deadline.h"
 #include "storage/pg_error.h"
+#include "storage/sql_arrays.h"
 #include "tests/testing/test_db.h"
 
 namespace vch::storage {
@@ -83,6 +85,36 @@ TEST(PgPoolTest, BodyErrorRollsBack) {
   pqxx::connection c(dsn);
   pqxx::nontransaction tx(c);
   EXPECT_EQ(tx.exec("SELECT count(*) FROM t")[0][0].as<int>(), 0);
+}
+
+TEST(PgPoolTest, RegisteredStatementsRunByNameAndComeBackOnAFreshConnection) {
+  const std::string dsn = CreateTestDatabase();
+  std::unique_ptr<PgPool> pool = MakePool(dsn, 1);
+  pool->RegisterPrepared({"vch_test_twice", "SELECT $1::int * 2"});
+  auto twice = [&](int x, int* pid) {
+    return RunTransaction(*pool, [&](pqxx::dbtransaction& tx) {
+      // By name in SQL text, as a pqxx::pipeline sends it.
+      pqxx::pipeline pipe(tx);
+      const auto id = pipe.insert(ExecutePrepared("vch_test_twice", {absl::StrCat(x)}));
+      const auto backend = pipe.insert("SELECT pg_backend_pid()");
+      EXPECT_EQ(pipe.retrieve(id)[0][0].as<int>(), 2 * x);
+      *pid = pipe.retrieve(backend)[0][0].as<int>();
+      return absl::OkStatus();
+    });
+  };
+  int first_pid = 0;
+  ASSERT_THAT(twice(21, &first_pid), IsOk());
+  // The server forgets it (as when pqxx opens the connection again underneath): the next call
+  // fails with "prepared statement does not exist" and is retried on a fresh connection.
+  ASSERT_THAT(RunTransaction(*pool,
+                             [](pqxx::dbtransaction& tx) {
+                               tx.exec0("DEALLOCATE vch_test_twice");
+                               return absl::OkStatus();
+                             }),
+              IsOk());
+  int second_pid = 0;
+  EXPECT_THAT(twice(5, &second_pid), IsOk());
+  EXPECT_NE(second_pid, first_pid);
 }
 
 TEST(PgErrorTest, MapsDatabaseErrorsToStatuses) {

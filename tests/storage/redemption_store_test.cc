@@ -512,6 +512,72 @@ TEST_F(RedemptionStoreTest, FailuresInABatchFailAlone) {
   ExpectLedgerVerifies();
 }
 
+TEST_F(RedemptionStoreTest, AWriteRefusedByTheDatabaseRollsBackItsWholeBatch) {
+  // A batch sends its COMMIT in the round trip of its writes. Here the database refuses one
+  // redemption of a batch of six (a test trigger): nothing of the batch may stay written, and
+  // each request is then run alone, so only the refused one fails.
+  {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec0(R"sql(
+      CREATE FUNCTION test_refuse_seven_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.hours = 7 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+        RETURN NEW;
+      END $$)sql");
+    tx.exec0(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON redemptions FOR EACH ROW "
+        "EXECUTE FUNCTION test_refuse_seven_hours()");
+  }
+  // Hold every pool so that both writers block on their first batches; the six requests sent
+  // meanwhile then queue and go out together in one batch.
+  pqxx::connection blocker(dsn_);
+  auto blocking = std::make_unique<pqxx::work>(blocker);
+  blocking->exec("SELECT 1 FROM gpu_pools FOR UPDATE");
+  std::vector<std::thread> fillers;
+  std::vector<absl::StatusOr<std::string>> filled(2, absl::UnknownError(""));
+  for (int i = 0; i < 2; ++i) {
+    fillers.emplace_back([&, i] { filled[i] = Compute(Request(1 + i, 1, 1)); });
+  }
+  // Until a writer waits for the pools (the two fillers may share a batch).
+  for (int i = 0; i < 500; ++i) {
+    if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+               "datname = current_database()") > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<ComputeRequest> requests;
+  requests.push_back(Request(4, 1, 7));
+  for (int i = 0; i < 5; ++i) requests.push_back(Request(3, 1, 1));
+  std::vector<absl::StatusOr<std::string>> answers(requests.size(), absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { answers[i] = Compute(requests[i]); });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all six queued
+  blocking->commit();
+  for (std::thread& t : fillers) t.join();
+  for (std::thread& t : threads) t.join();
+  for (const auto& f : filled) EXPECT_THAT(f, IsOk());
+  EXPECT_FALSE(answers[0].ok());
+  EXPECT_THAT(answers[0].status().message(), ::testing::HasSubstr("refused by the test"));
+  for (size_t i = 1; i < answers.size(); ++i) {
+    ASSERT_THAT(answers[i], IsOk());
+    EXPECT_TRUE(absl::StartsWith(*answers[i], "placed|")) << *answers[i];
+  }
+  // Seven placements (two fillers, five of enterprise 3), each with its hold and its GPUs, and
+  // nothing of the refused request.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM redemptions"), 7);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM ledger_holds"), 7);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM capacity_holds"), 7);
+  EXPECT_EQ(Scalar("SELECT coalesce(sum(gpus_held), 0) FROM gpu_pools"), 7);
+  EXPECT_EQ(WalletAvailable(4), kAwardFen);
+  EXPECT_EQ(WalletAvailable(3), kAwardFen - 5 * 1'200);  // 1 x 1 x 1,500 x 80 %
+  // The writers' connections are usable again: enterprise 4 is placed at once.
+  EXPECT_TRUE(absl::StartsWith(Compute(Request(4, 1, 1)).value_or(""), "placed|"));
+  ExpectLedgerVerifies();
+}
+
 TEST_F(RedemptionStoreTest, RequestIdTakesEffectOnce) {
   ComputeRequest r = Request(1, 4, 2);
   absl::StatusOr<std::string> first = Compute(r);
