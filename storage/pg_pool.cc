@@ -135,23 +135,14 @@ absl::Status RunTransaction(PgPool& pool,
       }
       tx->commit();
       return absl::OkStatus();
-    } catch (const pqxx::sql_error& e) {
-      // A statement prepared when the connection was opened is gone (the connection was
-      // re-established underneath): nothing ran, so retry once on a fresh connection.
-      if (e.sqlstate() != "26000" || attempt > 1) {
-        last = StatusFromException(e);
-        return last;
-      }
-      lease->MarkBroken();
-      last = StatusFromException(e);
     } catch (const std::exception& e) {
       last = StatusFromException(e);
       const std::string reason = ReasonOf(last);
       if (last.code() == absl::StatusCode::kUnavailable) lease->MarkBroken();
       // Nothing committed unless the outcome is unknown, so a dead pooled connection (the
-      // server restarted since it was opened) is retried once on a fresh one.
-      // So is a statement prepared when the connection was opened that is gone (pqxx opened
-      // the connection again underneath): on a fresh connection it is prepared again.
+      // server restarted since it was opened) is retried once on a fresh one, and so is a
+      // statement prepared on the connection that the server no longer has (pqxx opened the
+      // connection again underneath): a fresh connection prepares it again.
       const auto* sql_error = dynamic_cast<const pqxx::sql_error*>(&e);
       const bool unprepared = sql_error != nullptr && sql_error->sqlstate() == "26000";
       if (unprepared) lease->MarkBroken();

@@ -87,6 +87,41 @@ TEST(PgPoolTest, BodyErrorRollsBack) {
   EXPECT_EQ(tx.exec("SELECT count(*) FROM t")[0][0].as<int>(), 0);
 }
 
+TEST(PgPoolTest, SerializationFailuresAndDeadlocksAreRetriedThenAborted) {
+  const std::string dsn = CreateTestDatabase();
+  std::unique_ptr<PgPool> pool = MakePool(dsn, 2);
+  for (const char* sqlstate : {"40001", "40P01"}) {
+    // Fails on the first attempt only: retried, and the second attempt commits.
+    int attempts = 0;
+    EXPECT_THAT(RunTransaction(*pool,
+                               [&](pqxx::dbtransaction& tx) {
+                                 if (++attempts == 1) {
+                                   tx.exec0(absl::StrCat(
+                                       "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '",
+                                       sqlstate, "'; END $$"));
+                                 }
+                                 return absl::OkStatus();
+                               }),
+                IsOk())
+        << sqlstate;
+    EXPECT_EQ(attempts, 2) << sqlstate;
+    // Fails every time: ABORTED after max_attempts.
+    attempts = 0;
+    EXPECT_THAT(RunTransaction(*pool,
+                               [&](pqxx::dbtransaction& tx) {
+                                 ++attempts;
+                                 tx.exec0(absl::StrCat(
+                                     "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '",
+                                     sqlstate, "'; END $$"));
+                                 return absl::OkStatus();
+                               },
+                               {.max_attempts = 3}),
+                StatusIs(absl::StatusCode::kAborted))
+        << sqlstate;
+    EXPECT_EQ(attempts, 3) << sqlstate;
+  }
+}
+
 TEST(PgPoolTest, RegisteredStatementsRunByNameAndComeBackOnAFreshConnection) {
   const std::string dsn = CreateTestDatabase();
   std::unique_ptr<PgPool> pool = MakePool(dsn, 1);
