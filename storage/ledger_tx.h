@@ -30,16 +30,17 @@ inline constexpr char kLedgerAccountColumns[] =
     "id, flags, debits_pending_fen, debits_posted_fen, credits_pending_fen, credits_posted_fen, "
     "program_id";
 
-// What a caller has already done in its own round trips, so that the ledger adds none before
-// its write. Both are optional.
+// What a caller has already done in its own round trips (so that the ledger adds none before
+// its write), and how the write is sent. Every field is optional.
 struct LedgerTxOptions {
   // Every transfer's idempotency key is new (made from an id this transaction drew from a
   // sequence), so the keys are neither locked nor looked up.
   bool fresh_keys = false;
   // Rows whose first columns are kLedgerAccountColumns: every account the transfers touch,
   // locked by the caller (ORDER BY id FOR UPDATE, after its own earlier locks), and at least one
-  // new transfer id per transfer (nextval('ledger_transfer_id_seq')). Only for transfers without
-  // a pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
+  // new transfer id per transfer (nextval('ledger_transfer_id_seq')) drawn after those locks, so
+  // that an account's transfers number in the order they commit. Only for transfers without a
+  // pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
   const pqxx::result* locked_accounts = nullptr;
   const std::vector<int64_t>* transfer_ids = nullptr;
   // The write runs as the statement LedgerWriteStatement() registered on the connection's pool.

@@ -87,11 +87,15 @@ WHERE id = ANY($1::bigint[] || ARRAY(
     ON a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner))
 ORDER BY id FOR UPDATE)sql";
 
-// Ids for a batch: redemptions, capacity holds and the credit holds' ledger transfers.
 constexpr char kNextIds[] = R"sql(
-SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq'),
-       nextval('ledger_transfer_id_seq')
+SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
 FROM generate_series(1, $1::int))sql";
+
+// Ids for the credit holds' ledger transfers, drawn after the accounts are locked: an account's
+// transfers must number in the order they commit (VerifyLedger's invariant 8 and balances at a
+// time read the account's last transfer by id).
+constexpr char kNextTransferIds[] =
+    "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
 
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
 // held GPUs, the capacity holds, the redemptions ($1..$28, the ids of the capacity holds in $21)
@@ -313,6 +317,7 @@ constexpr char kComputeIds[] = "vch_compute_ids";
 constexpr char kComputeEnsureAccounts[] = "vch_compute_ensure_accounts";
 constexpr char kComputeLockPools[] = "vch_compute_lock_pools";
 constexpr char kComputeLockAccounts[] = "vch_compute_lock_accounts";
+constexpr char kComputeTransferIds[] = "vch_compute_transfer_ids";
 constexpr char kComputeWrite[] = "vch_compute_write";
 
 std::vector<PreparedStatement> ComputeStatements() {
@@ -324,6 +329,7 @@ std::vector<PreparedStatement> ComputeStatements() {
           {kComputeLockPools, kLockPools},
           {kComputeLockAccounts,
            absl::StrReplaceAll(kLockHoldAccounts, {{"%s", kLedgerAccountColumns}})},
+          {kComputeTransferIds, kNextTransferIds},
           {kComputeWrite, kWritePlacements},
           LedgerWriteStatement()};
 }
@@ -831,14 +837,12 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
   // 5. Ids and signed vouchers, still without a lock.
   size_t next_id = 0;
   size_t active = 0;
-  std::vector<int64_t> transfer_ids;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
     ++active;
     RedemptionRecord& r = d[i].outcome.redemption;
     r.id = id_rows[next_id][0].as<int64_t>();
     r.capacity_hold_id = id_rows[next_id][1].as<int64_t>();
-    transfer_ids.push_back(id_rows[next_id][2].as<int64_t>());
     ++next_id;
     r.replaces = ops[i]->request.replaces;
     r.voucher_key_id = options.signer->key_id();
@@ -848,7 +852,8 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
   // 6. The accounts the holds credit (the datacenter's receivable for DIRECT programs, the
   // enterprise's payable for REIMBURSE) created if new, the chosen pools locked in key order,
   // then the accounts of the holds (wallets and those credited) locked in id order for the
-  // ledger: three statements in one round trip. ON CONFLICT DO NOTHING locks no existing row.
+  // ledger, then the holds' transfer ids: four statements in one round trip. ON CONFLICT DO
+  // NOTHING locks no existing row.
   auto account_key = [](const RedemptionRecord& r) {
     return r.style == SettlementStyle::kDirect
                ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
@@ -872,10 +877,10 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
     l_dc.push_back(dc);
     l_pool.push_back(p);
   }
-  pqxx::result account_rows, pool_locks;
+  pqxx::result account_rows, pool_locks, transfer_id_rows;
   {
     pqxx::pipeline pipe(tx);
-    pipe.retain(3);
+    pipe.retain(4);
     const auto ensure = pipe.insert(BindPrepared(
         tx, kComputeEnsureAccounts,
         {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
@@ -884,10 +889,15 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
     const auto find = pipe.insert(BindPrepared(
         tx, kComputeLockAccounts,
         {BigintArray(wallets), TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
+    const auto tids =
+        pipe.insert(ExecutePrepared(kComputeTransferIds, {absl::StrCat(a_program.size())}));
     pipe.retrieve(ensure);
     pool_locks = pipe.retrieve(lock);
     account_rows = pipe.retrieve(find);
+    transfer_id_rows = pipe.retrieve(tids);
   }
+  std::vector<int64_t> transfer_ids;
+  for (const pqxx::row& r : transfer_id_rows) transfer_ids.push_back(r[0].as<int64_t>());
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
   for (const pqxx::row& r : account_rows) {
     accounts[{r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>()}] =

@@ -578,6 +578,38 @@ TEST_F(RedemptionStoreTest, AWriteRefusedByTheDatabaseRollsBackItsWholeBatch) {
   ExpectLedgerVerifies();
 }
 
+TEST_F(RedemptionStoreTest, AWalletsTransfersNumberInTheOrderTheyCommit) {
+  // Enterprise 1 asks twice: first at dc-a, whose pool another transaction holds, then at
+  // dc-b. The second batch commits first; the first commits once dc-a is free. Each hold's
+  // transfer id must be drawn after the wallet is locked, so that the wallet's last transfer by
+  // id records its balance (VerifyLedger's invariant 8) whichever batch drew its ids first.
+  ComputeRequest at_a = Request(1, 1, 1);
+  at_a.exclude_datacenter = "dc-b";
+  ComputeRequest at_b = Request(1, 1, 1);
+  at_b.exclude_datacenter = "dc-a";
+  pqxx::connection blocker(dsn_);
+  auto blocking = std::make_unique<pqxx::work>(blocker);
+  blocking->exec("SELECT 1 FROM gpu_pools WHERE datacenter_id = 'dc-a' FOR UPDATE");
+  absl::StatusOr<std::string> first = absl::UnknownError("");
+  std::thread waiting([&] { first = Compute(at_a); });
+  for (int i = 0; i < 500; ++i) {
+    if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+               "datname = current_database()") > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  absl::StatusOr<std::string> second = Compute(at_b);  // the other writer, not blocked
+  ASSERT_THAT(second, IsOk());
+  EXPECT_THAT(*second, ::testing::EndsWith("dc-b/pool"));
+  blocking->commit();
+  waiting.join();
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(*first, ::testing::EndsWith("dc-a/pool"));
+  EXPECT_EQ(WalletAvailable(1), kAwardFen - 2 * 1'200);
+  ExpectLedgerVerifies();
+}
+
 TEST_F(RedemptionStoreTest, RequestIdTakesEffectOnce) {
   ComputeRequest r = Request(1, 4, 2);
   absl::StatusOr<std::string> first = Compute(r);
