@@ -255,6 +255,29 @@ class RedemptionStoreTest : public ::testing::Test {
                                "' AND id = 'pool'"));
   }
 
+  // Waits (at most 5 s) until a backend of this database waits for a row lock.
+  void WaitForALockWaiter() {
+    for (int i = 0; i < 500; ++i) {
+      if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                 "datname = current_database()") > 0) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "no backend waited for a lock";
+  }
+
+  // Sends the requests at the same moment, one thread each, and returns their answers.
+  std::vector<absl::StatusOr<std::string>> ComputeAll(const std::vector<ComputeRequest>& requests) {
+    std::vector<absl::StatusOr<std::string>> answers(requests.size(), absl::UnknownError(""));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      threads.emplace_back([&, i] { answers[i] = Compute(requests[i]); });
+    }
+    for (std::thread& t : threads) t.join();
+    return answers;
+  }
+
   void ExpectLedgerVerifies() {
     absl::StatusOr<LedgerVerification> v = VerifyLedger(*pool_);
     ASSERT_THAT(v, IsOk());
@@ -493,12 +516,7 @@ TEST_F(RedemptionStoreTest, FailuresInABatchFailAlone) {
   requests.push_back(Request(1, 1, 1, "nope"));
   requests.push_back(Request(2, 32, 40));
   for (int i = 0; i < 5; ++i) requests.push_back(Request(3, 1, 1));
-  std::vector<absl::StatusOr<std::string>> answers(requests.size(), absl::UnknownError(""));
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { answers[i] = Compute(requests[i]); });
-  }
-  for (std::thread& t : threads) t.join();
+  std::vector<absl::StatusOr<std::string>> answers = ComputeAll(requests);
   EXPECT_THAT(answers[0], StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(answers[1], StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(answers[2], StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -539,25 +557,16 @@ TEST_F(RedemptionStoreTest, AWriteRefusedByTheDatabaseRollsBackItsWholeBatch) {
     fillers.emplace_back([&, i] { filled[i] = Compute(Request(1 + i, 1, 1)); });
   }
   // Until a writer waits for the pools (the two fillers may share a batch).
-  for (int i = 0; i < 500; ++i) {
-    if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-               "datname = current_database()") > 0) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitForALockWaiter();
   std::vector<ComputeRequest> requests;
   requests.push_back(Request(4, 1, 7));
   for (int i = 0; i < 5; ++i) requests.push_back(Request(3, 1, 1));
-  std::vector<absl::StatusOr<std::string>> answers(requests.size(), absl::UnknownError(""));
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { answers[i] = Compute(requests[i]); });
-  }
+  std::vector<absl::StatusOr<std::string>> answers;
+  std::thread sender([&] { answers = ComputeAll(requests); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all six queued
   blocking->commit();
   for (std::thread& t : fillers) t.join();
-  for (std::thread& t : threads) t.join();
+  sender.join();
   for (const auto& f : filled) EXPECT_THAT(f, IsOk());
   EXPECT_FALSE(answers[0].ok());
   EXPECT_THAT(answers[0].status().message(), ::testing::HasSubstr("refused by the test"));
@@ -592,13 +601,7 @@ TEST_F(RedemptionStoreTest, AWalletsTransfersNumberInTheOrderTheyCommit) {
   blocking->exec("SELECT 1 FROM gpu_pools WHERE datacenter_id = 'dc-a' FOR UPDATE");
   absl::StatusOr<std::string> first = absl::UnknownError("");
   std::thread waiting([&] { first = Compute(at_a); });
-  for (int i = 0; i < 500; ++i) {
-    if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-               "datname = current_database()") > 0) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitForALockWaiter();
   absl::StatusOr<std::string> second = Compute(at_b);  // the other writer, not blocked
   ASSERT_THAT(second, IsOk());
   EXPECT_THAT(*second, ::testing::EndsWith("dc-b/pool"));
