@@ -30,6 +30,12 @@ inline constexpr char kLedgerAccountColumns[] =
     "id, flags, debits_pending_fen, debits_posted_fen, credits_pending_fen, credits_posted_fen, "
     "program_id";
 
+// Draws $1 new transfer ids. Drawn after the accounts of the transfers are locked, so that an
+// account's transfers number in the order they commit (VerifyLedger's invariant 8 and balances
+// at a time read an account's last transfer by id).
+inline constexpr char kNextTransferIds[] =
+    "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
+
 // What a caller has already done in its own round trips (so that the ledger adds none before
 // its write), and how the write is sent. Every field is optional.
 struct LedgerTxOptions {
@@ -38,9 +44,8 @@ struct LedgerTxOptions {
   bool fresh_keys = false;
   // Rows whose first columns are kLedgerAccountColumns: every account the transfers touch,
   // locked by the caller (ORDER BY id FOR UPDATE, after its own earlier locks), and at least one
-  // new transfer id per transfer (nextval('ledger_transfer_id_seq')) drawn after those locks, so
-  // that an account's transfers number in the order they commit. Only for transfers without a
-  // pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
+  // new transfer id per transfer (kNextTransferIds, after those locks). Only for transfers
+  // without a pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
   const pqxx::result* locked_accounts = nullptr;
   const std::vector<int64_t>* transfer_ids = nullptr;
   // The write runs as the statement LedgerWriteStatement() registered on the connection's pool.

@@ -53,9 +53,6 @@ const std::string& LockAccountsSql() {
   return *sql;
 }
 
-constexpr char kNextTransferIds[] =
-    "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
-
 // Step 5 of ApplyTransfersInTransaction in one round trip (rows are locked meanwhile, so each
 // round trip counts): the transfers ($1..$21), the touched holds ($22..$30), the touched
 // balances ($31..$35) and the idempotency keys ($36..$39). Foreign keys between the parts are

@@ -91,12 +91,6 @@ constexpr char kNextIds[] = R"sql(
 SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
 FROM generate_series(1, $1::int))sql";
 
-// Ids for the credit holds' ledger transfers, drawn after the accounts are locked: an account's
-// transfers must number in the order they commit (VerifyLedger's invariant 8 and balances at a
-// time read the account's last transfer by id).
-constexpr char kNextTransferIds[] =
-    "SELECT nextval('ledger_transfer_id_seq') FROM generate_series(1, $1::int)";
-
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
 // held GPUs, the capacity holds, the redemptions ($1..$28, the ids of the capacity holds in $21)
 // and the idempotency keys ($29..$32; empty arrays for none). The checks between the parts
