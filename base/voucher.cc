@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 
 #include <array>
 #include <limits>
@@ -174,6 +175,32 @@ absl::StatusOr<SignerIdentity> IdentityOf(EVP_PKEY* key, const std::string& key_
   return identity;
 }
 
+// libsodium's 64-byte signing key (seed and public key) for `key`, which must be Ed25519;
+// checks that libsodium derives the same public key as OpenSSL.
+absl::Status SodiumSecretKey(EVP_PKEY* key, unsigned char (&secret)[crypto_sign_SECRETKEYBYTES]) {
+  if (sodium_init() < 0) {
+    return DomainError(absl::StatusCode::kInternal, "", "libsodium failed to initialise");
+  }
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
+  unsigned char openssl_public[crypto_sign_PUBLICKEYBYTES];
+  size_t seed_length = sizeof(seed);
+  size_t public_length = sizeof(openssl_public);
+  const bool read = EVP_PKEY_get_raw_private_key(key, seed, &seed_length) == 1 &&
+                    seed_length == sizeof(seed) &&
+                    EVP_PKEY_get_raw_public_key(key, openssl_public, &public_length) == 1 &&
+                    public_length == sizeof(openssl_public);
+  const bool derived = read && crypto_sign_seed_keypair(public_key, secret, seed) == 0 &&
+                       sodium_memcmp(public_key, openssl_public, sizeof(public_key)) == 0;
+  sodium_memzero(seed, sizeof(seed));
+  if (!derived) {
+    sodium_memzero(secret, crypto_sign_SECRETKEYBYTES);
+    return OpenSslError(absl::StatusCode::kFailedPrecondition, kReasonKeyInvalid,
+                        "cannot read the raw Ed25519 key");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string CanonicalVoucherPayload(const VoucherTerms& terms) {
@@ -264,9 +291,9 @@ absl::StatusOr<std::unique_ptr<VoucherSigner>> VoucherSigner::FromPemFile(
   }
   VCH_ASSIGN_OR_RETURN(SignerIdentity identity, IdentityOf(key.get(), key_id));
   std::unique_ptr<VoucherSigner> signer(new VoucherSigner());
+  VCH_RETURN_IF_ERROR(SodiumSecretKey(key.get(), signer->secret_key_));
   signer->public_key_pem_ = std::move(identity.public_key_pem);
   signer->key_id_ = std::move(identity.key_id);
-  signer->key_ = key.release();
   return signer;
 }
 
@@ -277,28 +304,27 @@ absl::StatusOr<std::unique_ptr<VoucherSigner>> VoucherSigner::Generate(const std
   }
   VCH_ASSIGN_OR_RETURN(SignerIdentity identity, IdentityOf(key.get(), key_id));
   std::unique_ptr<VoucherSigner> signer(new VoucherSigner());
+  VCH_RETURN_IF_ERROR(SodiumSecretKey(key.get(), signer->secret_key_));
   signer->public_key_pem_ = std::move(identity.public_key_pem);
   signer->key_id_ = std::move(identity.key_id);
-  signer->key_ = key.release();
   return signer;
 }
 
-VoucherSigner::~VoucherSigner() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
+VoucherSigner::~VoucherSigner() { sodium_memzero(secret_key_, sizeof(secret_key_)); }
 
 std::string VoucherSigner::Sign(absl::string_view payload) const {
-  // A fresh context per call: the key itself is only read, so concurrent Sign calls are safe.
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  unsigned char signature[kSignatureBytes];
-  size_t length = sizeof(signature);
-  if (ctx == nullptr ||
-      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) != 1 ||
-      EVP_DigestSign(ctx.get(), signature, &length,
-                     reinterpret_cast<const unsigned char*>(payload.data()), payload.size()) != 1 ||
+  // libsodium rather than OpenSSL's EVP here: the same RFC 8032 signature (Ed25519 is
+  // deterministic) in about a third of the time, and every placement is signed on the batch
+  // writer's thread. The key is only read, so concurrent Sign calls are safe.
+  unsigned char signature[crypto_sign_BYTES];
+  unsigned long long length = 0;
+  if (crypto_sign_detached(signature, &length,
+                           reinterpret_cast<const unsigned char*>(payload.data()), payload.size(),
+                           secret_key_) != 0 ||
       length != kSignatureBytes) {
-    ERR_clear_error();
     return "";
   }
-  return std::string(reinterpret_cast<const char*>(signature), length);
+  return std::string(reinterpret_cast<const char*>(signature), kSignatureBytes);
 }
 
 absl::StatusOr<std::string> DefaultKeyId(absl::string_view public_key_pem) {

@@ -1,5 +1,6 @@
 // Signed vouchers (DESIGN §6): the terms of a placement in a canonical text encoding, signed
-// with Ed25519 (OpenSSL EVP) so that an operator can verify them offline with the public key.
+// with Ed25519 (keys read with OpenSSL, signatures made with libsodium) so that an operator
+// can verify them offline with the public key.
 //
 // Canonical payload, exactly these lines in this order, each "key=value\n", no other bytes:
 //   vch-voucher=1
@@ -66,13 +67,13 @@ class VoucherSigner {
   const std::string& key_id() const { return key_id_; }
   // SubjectPublicKeyInfo PEM of the public key.
   const std::string& public_key_pem() const { return public_key_pem_; }
-  // The 64-byte Ed25519 signature of `payload`; "" only if OpenSSL itself fails (out of
-  // memory), which callers treat as INTERNAL.
+  // The 64-byte Ed25519 signature of `payload`; "" only if libsodium itself fails, which
+  // callers treat as INTERNAL.
   std::string Sign(absl::string_view payload) const;
 
  private:
   VoucherSigner() = default;
-  void* key_ = nullptr;  // EVP_PKEY*, kept out of this header
+  unsigned char secret_key_[64] = {};  // libsodium's Ed25519 secret key (seed + public key)
   std::string key_id_;
   std::string public_key_pem_;
 };

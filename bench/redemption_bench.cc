@@ -15,6 +15,9 @@
 // RPC, and any answer that is not the placement or settlement asked for, is counted and printed
 // by status; the exit status is then 1.
 //
+// The timed workloads use gRPC's callback API: --threads is the number of calls kept in flight
+// (closed loop: clients, each starting its next call when one completes), not of OS threads.
+//
 // Last line of request/open/usage: key=value pairs (requests or reports, seconds, rps, p50_ms,
 // p99_ms, failures, and the totals the driver checks against the database).
 #include <dirent.h>
@@ -123,7 +126,8 @@ constexpr char kUsage[] =
     "  setup    issuer, programs (funded, open), enterprises awarded in every program,\n"
     "           datacenters with one pool each (idempotent: request ids are fixed)\n"
     "  request  closed loop of RequestCompute (1 GPU, 1 hour) from --threads clients\n"
-    "  open     RequestCompute at --rate per second (latency from the scheduled send time)\n"
+    "  open     RequestCompute at --rate per second (latency from the scheduled send time),\n"
+    "           at most --threads calls in flight\n"
     "  usage    RequestCompute + ConfirmPlacement of --per-thread holds of 8 GPUs x 100 h per\n"
     "           client (untimed), then a closed loop of ReportUsage (60 GPU-seconds each)\n"
     "  verify   LedgerService.VerifyLedger\n"
@@ -680,33 +684,97 @@ double Percentile(const std::vector<int64_t>& sorted_us, double p) {
   return static_cast<double>(sorted_us[i]) / 1000.0;
 }
 
-// Closed loop: each of options.threads clients calls op(thread, seq) back to back; op returns ""
-// on success or what failed. Measures options.seconds after options.warmup_seconds.
-LoopResult ClosedLoop(const Options& options, FailureLog& failures,
-                      const std::function<std::string(int, int64_t)>& op) {
+// One workload call, made with gRPC's callback API: the load generator keeps calls in flight
+// without a thread per call, so that its own CPU (on the same two cores as vchd and PostgreSQL)
+// stays small. `done` is called once, on a gRPC thread, with "" on success or what failed.
+using CallDone = std::function<void(std::string)>;
+
+// Runs one asynchronous unary call of `method` (e.g. &Stub::async::RequestCompute) as
+// `principal`; check(status, response) returns "" or what is wrong.
+template <typename Async, typename Request, typename Response>
+void StartCall(Async* async,
+               void (Async::*method)(grpc::ClientContext*, const Request*, Response*,
+                                     std::function<void(grpc::Status)>),
+               const std::string& principal, Request request,
+               std::function<std::string(const grpc::Status&, const Response&)> check,
+               CallDone done) {
+  struct Call {
+    grpc::ClientContext context;
+    Request request;
+    Response response;
+  };
+  auto* call = new Call;
+  call->request = std::move(request);
+  call->context.AddMetadata("x-vch-principal", principal);
+  call->context.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+  (async->*method)(&call->context, &call->request, &call->response,
+                   [call, check = std::move(check), done = std::move(done)](grpc::Status status) {
+                     std::string failed = check(status, call->response);
+                     delete call;
+                     done(std::move(failed));
+                   });
+}
+
+// Starts the `seq`-th call of client `slot`; exactly one call per slot is in flight, so per-slot
+// state (its random generator) needs no lock.
+using StartFn = std::function<void(int slot, int64_t seq, CallDone done)>;
+
+// Waits until `count` reaches zero.
+class InFlight {
+ public:
+  explicit InFlight(int64_t count) : count_(count) {}
+  void Add() {
+    absl::MutexLock lock(&mu_);
+    ++count_;
+  }
+  void Done() {
+    absl::MutexLock lock(&mu_);
+    --count_;
+  }
+  // Blocks while `count` >= limit.
+  void WaitBelow(int64_t limit) {
+    absl::MutexLock lock(&mu_);
+    auto below = [this, limit]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ < limit; };
+    mu_.Await(absl::Condition(&below));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int64_t count_ ABSL_GUARDED_BY(mu_);
+};
+
+// Closed loop: each of options.threads clients has one call in flight and starts its next as
+// soon as one completes. Measures options.seconds after options.warmup_seconds.
+LoopResult ClosedLoop(const Options& options, FailureLog& failures, const StartFn& start) {
   std::atomic<int> phase{kWarmup};
   std::vector<std::vector<int64_t>> latencies(options.threads);
   std::vector<int64_t> ok(options.threads, 0);
-  auto client = [&](int thread) {
-    latencies[thread].reserve(1 << 15);
-    for (int64_t seq = 0; phase.load(std::memory_order_relaxed) != kStop; ++seq) {
-      const Clock::time_point start = Clock::now();
-      std::string failed = op(thread, seq);
+  InFlight running(options.threads);
+  std::function<void(int, int64_t)> issue = [&](int slot, int64_t seq) {
+    const Clock::time_point begin = Clock::now();
+    start(slot, seq, [&, slot, seq, begin](std::string failed) {
       const Clock::time_point end = Clock::now();
       if (!failed.empty()) {
         failures.Add(failed);
-        continue;
+      } else {
+        ++ok[slot];
+        if (phase.load() == kMeasure) {
+          latencies[slot].push_back(
+              std::chrono::duration_cast<std::chrono::microseconds>(end - begin).count());
+        }
       }
-      ++ok[thread];
-      if (phase.load() == kMeasure) {
-        latencies[thread].push_back(
-            std::chrono::duration_cast<std::chrono::microseconds>(end - start).count());
+      if (phase.load() == kStop) {
+        running.Done();
+        return;
       }
-    }
+      issue(slot, seq + 1);
+    });
   };
   CpuMeter cpu(options);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < options.threads; ++t) threads.emplace_back(client, t);
+  for (int slot = 0; slot < options.threads; ++slot) {
+    latencies[slot].reserve(1 << 15);
+    issue(slot, 0);
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(options.warmup_seconds));
   const Clock::time_point measure_start = Clock::now();
   const absl::Time window_start = absl::Now();
@@ -718,7 +786,7 @@ LoopResult ClosedLoop(const Options& options, FailureLog& failures,
   result.seconds = std::chrono::duration<double>(Clock::now() - measure_start).count();
   result.window = WindowLine(window_start, absl::Now());
   result.cpu = cpu.Stop();
-  for (std::thread& t : threads) t.join();
+  running.WaitBelow(1);
   for (int t = 0; t < options.threads; ++t) {
     result.latencies_us.insert(result.latencies_us.end(), latencies[t].begin(), latencies[t].end());
     result.ok_total += ok[t];
@@ -747,16 +815,17 @@ int RunRequest(const Options& options, uint64_t seed) {
     rngs.emplace_back(seed + static_cast<uint64_t>(t) * 0x9E3779B97F4A7C15ull);
   }
   FailureLog failures;
-  LoopResult r = ClosedLoop(options, failures, [&](int thread, int64_t seq) -> std::string {
-    const Target t = PickTarget(options, rngs[thread]);
-    const v1::RequestComputeRequest req =
-        ComputeRequest(t, absl::StrCat(run_id, "-t", thread, "-", seq), 1, 1);
-    v1::RequestComputeResponse resp;
-    grpc::Status status =
-        Call(absl::StrCat("ENTERPRISE:", EnterpriseUscc(t.enterprise)),
-             [&](grpc::ClientContext* c) { return stubs[thread]->RequestCompute(c, req, &resp); });
-    if (!status.ok()) return absl::StrCat("RequestCompute ", Describe(status));
-    return CheckPlaced(resp, t, 1);
+  LoopResult r = ClosedLoop(options, failures, [&](int slot, int64_t seq, CallDone done) {
+    const Target t = PickTarget(options, rngs[slot]);
+    StartCall(stubs[slot]->async(), &v1::RedemptionService::Stub::async::RequestCompute,
+              absl::StrCat("ENTERPRISE:", EnterpriseUscc(t.enterprise)),
+              ComputeRequest(t, absl::StrCat(run_id, "-t", slot, "-", seq), 1, 1),
+              std::function<std::string(const grpc::Status&, const v1::RequestComputeResponse&)>(
+                  [t](const grpc::Status& status, const v1::RequestComputeResponse& resp) {
+                    if (!status.ok()) return absl::StrCat("RequestCompute ", Describe(status));
+                    return CheckPlaced(resp, t, 1);
+                  }),
+              std::move(done));
   });
   if (r.failures > 0) failures.Print();
   std::printf("%s\n%s\n", r.window.c_str(), r.cpu.c_str());
@@ -777,18 +846,14 @@ int RunRequest(const Options& options, uint64_t seed) {
 int RunOpen(const Options& options, uint64_t seed) {
   const std::string run_id = RunId("open", options);
   std::printf(
-      "redemption_bench mode=open %s rate=%.1f/s senders=%d seconds=%g warmup=%g seed=%llu "
+      "redemption_bench mode=open %s rate=%.1f/s max_in_flight=%d seconds=%g warmup=%g seed=%llu "
       "run=%s\n",
       options.hot ? "hot" : "spread", options.rate, options.threads, options.seconds,
       options.warmup_seconds, static_cast<unsigned long long>(seed), run_id.c_str());
   std::fflush(stdout);
   const auto channels = MakeChannels(options);
   std::vector<std::unique_ptr<v1::RedemptionService::Stub>> stubs;
-  std::vector<std::mt19937_64> rngs;
-  for (int t = 0; t < options.threads; ++t) {
-    stubs.push_back(v1::RedemptionService::NewStub(channels[t % channels.size()]));
-    rngs.emplace_back(seed + static_cast<uint64_t>(t) * 0x9E3779B97F4A7C15ull);
-  }
+  for (const auto& channel : channels) stubs.push_back(v1::RedemptionService::NewStub(channel));
   // Connect every channel before the clock starts.
   for (const auto& c : channels) {
     c->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -800,58 +865,73 @@ int RunOpen(const Options& options, uint64_t seed) {
                   std::chrono::duration<double>(options.warmup_seconds));
   const Clock::time_point end = measure_start + std::chrono::duration_cast<Clock::duration>(
                                                     std::chrono::duration<double>(options.seconds));
-  std::atomic<int64_t> next{0};
-  std::vector<std::vector<int64_t>> latencies(options.threads), lags(options.threads);
-  std::vector<int64_t> ok(options.threads, 0), due_in_window(options.threads, 0);
-  auto sender = [&](int thread) {
-    for (;;) {
-      const int64_t k = next++;
-      const Clock::time_point due =
-          start + std::chrono::duration_cast<Clock::duration>(
-                      std::chrono::duration<double>(static_cast<double>(k) / options.rate));
-      if (due >= end) return;
-      std::this_thread::sleep_until(due);
-      const Clock::time_point sent = Clock::now();
-      const Target t = PickTarget(options, rngs[thread]);
-      const v1::RequestComputeRequest req =
-          ComputeRequest(t, absl::StrCat(run_id, "-t", thread, "-", k), 1, 1);
-      v1::RequestComputeResponse resp;
-      grpc::Status status = Call(
-          absl::StrCat("ENTERPRISE:", EnterpriseUscc(t.enterprise)),
-          [&](grpc::ClientContext* c) { return stubs[thread]->RequestCompute(c, req, &resp); });
-      const Clock::time_point done = Clock::now();
-      std::string failed =
-          status.ok() ? CheckPlaced(resp, t, 1) : absl::StrCat("RequestCompute ", Describe(status));
-      if (!failed.empty()) {
-        failures.Add(failed);
-        continue;
-      }
-      ++ok[thread];
-      if (due >= measure_start) {
-        ++due_in_window[thread];
-        latencies[thread].push_back(
-            std::chrono::duration_cast<std::chrono::microseconds>(done - due).count());
-        lags[thread].push_back(
-            std::chrono::duration_cast<std::chrono::microseconds>(sent - due).count());
-      }
-    }
+  // Request k is due at start + k / rate. One thread sends each when it is due (or as soon as
+  // fewer than --threads calls are in flight); its latency counts from the due time.
+  const int64_t total =
+      static_cast<int64_t>(std::ceil(options.rate * (options.warmup_seconds + options.seconds)));
+  std::vector<int64_t> latency_us(total, -1), lag_us(total, -1);
+  std::vector<uint8_t> ok(total, 0);
+  auto due_of = [&](int64_t k) {
+    return start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(static_cast<double>(k) / options.rate));
   };
+  InFlight in_flight(0);
+  std::mt19937_64 rng(seed);
   CpuMeter cpu(options);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < options.threads; ++t) threads.emplace_back(sender, t);
-  std::this_thread::sleep_until(measure_start);
-  const absl::Time window_start = absl::Now();
-  cpu.Start();
+  bool measuring = false;
+  absl::Time window_start;
+  int64_t sent_count = 0;
+  for (int64_t k = 0; k < total && due_of(k) < end; ++k) {
+    const Clock::time_point due = due_of(k);
+    if (!measuring && due >= measure_start) {
+      std::this_thread::sleep_until(measure_start);
+      window_start = absl::Now();
+      cpu.Start();
+      measuring = true;
+    }
+    std::this_thread::sleep_until(due);
+    in_flight.WaitBelow(options.threads);
+    in_flight.Add();
+    ++sent_count;
+    const Clock::time_point sent = Clock::now();
+    const Target t = PickTarget(options, rng);
+    StartCall(stubs[k % stubs.size()]->async(), &v1::RedemptionService::Stub::async::RequestCompute,
+              absl::StrCat("ENTERPRISE:", EnterpriseUscc(t.enterprise)),
+              ComputeRequest(t, absl::StrCat(run_id, "-", k), 1, 1),
+              std::function<std::string(const grpc::Status&, const v1::RequestComputeResponse&)>(
+                  [t](const grpc::Status& status, const v1::RequestComputeResponse& resp) {
+                    if (!status.ok()) return absl::StrCat("RequestCompute ", Describe(status));
+                    return CheckPlaced(resp, t, 1);
+                  }),
+              [&, k, due, sent](std::string failed) {
+                const Clock::time_point done = Clock::now();
+                if (!failed.empty()) {
+                  failures.Add(failed);
+                } else {
+                  ok[k] = 1;
+                  latency_us[k] =
+                      std::chrono::duration_cast<std::chrono::microseconds>(done - due).count();
+                  lag_us[k] =
+                      std::chrono::duration_cast<std::chrono::microseconds>(sent - due).count();
+                }
+                in_flight.Done();
+              });
+  }
+  if (!measuring) {
+    window_start = absl::Now();
+    cpu.Start();
+  }
   std::this_thread::sleep_until(end);
   const std::string window = WindowLine(window_start, absl::Now());
   const std::string cpu_line = cpu.Stop();
-  for (std::thread& t : threads) t.join();
+  in_flight.WaitBelow(1);
   std::vector<int64_t> all, all_lags;
   int64_t ok_total = 0;
-  for (int t = 0; t < options.threads; ++t) {
-    all.insert(all.end(), latencies[t].begin(), latencies[t].end());
-    all_lags.insert(all_lags.end(), lags[t].begin(), lags[t].end());
-    ok_total += ok[t];
+  for (int64_t k = 0; k < sent_count; ++k) {
+    ok_total += ok[k];
+    if (ok[k] == 0 || due_of(k) < measure_start) continue;
+    all.push_back(latency_us[k]);
+    all_lags.push_back(lag_us[k]);
   }
   std::sort(all.begin(), all.end());
   std::sort(all_lags.begin(), all_lags.end());
@@ -955,27 +1035,30 @@ int RunUsage(const Options& options, uint64_t seed) {
   }
 
   FailureLog failures;
-  LoopResult r = ClosedLoop(options, failures, [&](int thread, int64_t seq) -> std::string {
-    const Held& h = held[thread][seq % held[thread].size()];
+  LoopResult r = ClosedLoop(options, failures, [&](int slot, int64_t seq, CallDone done) {
+    const Held& h = held[slot][seq % held[slot].size()];
     v1::ReportUsageRequest req;
     req.set_redemption(h.id);
-    req.set_usage_id(absl::StrCat(run_id, "-t", thread, "-", seq));
+    req.set_usage_id(absl::StrCat(run_id, "-t", slot, "-", seq));
     req.set_gpu_seconds(kUsageGpuSeconds);
     const int64_t now = absl::ToUnixSeconds(absl::Now());
     req.mutable_start_time()->set_seconds(now - 60);
     req.mutable_end_time()->set_seconds(now);
-    v1::ReportUsageResponse resp;
-    grpc::Status status =
-        Call(absl::StrCat("OPERATOR:", DatacenterId(h.datacenter)),
-             [&](grpc::ClientContext* c) { return stubs[thread]->ReportUsage(c, req, &resp); });
-    if (!status.ok()) return absl::StrCat("ReportUsage ", Describe(status));
-    const int64_t bill = kUsageGpuSeconds * h.price_fen / 3600;
-    if (resp.usage().redemption() != h.id || resp.usage().bill_fen() != bill ||
-        resp.usage().subsidy_fen() != bill * 8000 / 10000 || !resp.usage().capped_by().empty() ||
-        resp.redemption().state() != v1::REDEMPTION_STATE_ACTIVE) {
-      return "ReportUsage settled something other than asked";
-    }
-    return "";
+    StartCall(stubs[slot]->async(), &v1::RedemptionService::Stub::async::ReportUsage,
+              absl::StrCat("OPERATOR:", DatacenterId(h.datacenter)), std::move(req),
+              std::function<std::string(const grpc::Status&, const v1::ReportUsageResponse&)>(
+                  [h](const grpc::Status& status, const v1::ReportUsageResponse& resp) {
+                    if (!status.ok()) return absl::StrCat("ReportUsage ", Describe(status));
+                    const int64_t bill = kUsageGpuSeconds * h.price_fen / 3600;
+                    if (resp.usage().redemption() != h.id || resp.usage().bill_fen() != bill ||
+                        resp.usage().subsidy_fen() != bill * 8000 / 10000 ||
+                        !resp.usage().capped_by().empty() ||
+                        resp.redemption().state() != v1::REDEMPTION_STATE_ACTIVE) {
+                      return std::string("ReportUsage settled something other than asked");
+                    }
+                    return std::string();
+                  }),
+              std::move(done));
   });
   if (r.failures > 0) failures.Print();
   std::printf("%s\n%s\n", r.window.c_str(), r.cpu.c_str());

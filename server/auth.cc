@@ -24,7 +24,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::experimental::LocalServerCredentials(LOCAL_TCP);
 }
 
-absl::StatusOr<policy::Principal> PrincipalFromContext(const grpc::ServerContext& context) {
+absl::StatusOr<policy::Principal> PrincipalFromContext(const grpc::ServerContextBase& context) {
   // Read per call from the call's own metadata. (gRPC's AuthContext is shared by every call on
   // a connection, so per-call identities must not be stored there.)
   const auto& metadata = context.client_metadata();

@@ -26,7 +26,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 // The principal of this call (dev mode: parsed from its x-vch-principal header);
 // UNAUTHENTICATED (reason UNAUTHENTICATED or PRINCIPAL_INVALID) if absent or malformed.
 // HandleRpc calls it before every handler body.
-absl::StatusOr<policy::Principal> PrincipalFromContext(const grpc::ServerContext& context);
+absl::StatusOr<policy::Principal> PrincipalFromContext(const grpc::ServerContextBase& context);
 
 }  // namespace vch::server
 

@@ -62,12 +62,22 @@ const std::vector<OptionSpec>& Options() {
        }},
       {"max-threads", "VCH_MAX_THREADS", "N",
        "gRPC handler threads at most (default 256): calls in flight, including those waiting "
-       "for their batch or for a database connection; a call beyond them is refused with "
-       "RESOURCE_EXHAUSTED",
+       "for a database connection; a call beyond them is refused with RESOURCE_EXHAUSTED "
+       "(RequestCompute and ReportUsage hold no thread while they wait for their batch: see "
+       "--max-queued-requests)",
        [](VchdConfig& c, absl::string_view v) {
          int64_t n = 0;
          absl::Status s = ParseIntIn("max-threads", v, 4, 4096, &n);
          c.max_threads = static_cast<int>(n);
+         return s;
+       }},
+      {"max-queued-requests", "VCH_MAX_QUEUED_REQUESTS", "N",
+       "RequestCompute (and, separately, ReportUsage) calls waiting for their batch at most "
+       "(default 4096); one beyond them is refused with RESOURCE_EXHAUSTED QUEUE_FULL",
+       [](VchdConfig& c, absl::string_view v) {
+         int64_t n = 0;
+         absl::Status s = ParseIntIn("max-queued-requests", v, 1, 1 << 20, &n);
+         c.max_queued_requests = static_cast<int>(n);
          return s;
        }},
       {"metrics-listen", "VCH_METRICS_LISTEN", "HOST:PORT",

@@ -21,6 +21,8 @@ struct VchdConfig {
   std::string dsn;
   int pool_size = 8;
   int max_threads = 256;
+  // RequestCompute / ReportUsage calls waiting for a batch, per path.
+  int max_queued_requests = 4096;
   std::string metrics_listen;  // empty = no metrics endpoint
   int64_t max_message_bytes = 4 << 20;
   absl::Duration health_interval = absl::Seconds(1);

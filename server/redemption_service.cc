@@ -155,39 +155,52 @@ std::optional<int64_t> DecodeIdToken(const std::string& token, absl::string_view
 
 }  // namespace
 
-grpc::Status RedemptionServiceImpl::RequestCompute(grpc::ServerContext* context,
-                                                   const v1::RequestComputeRequest* request,
-                                                   v1::RequestComputeResponse* response) {
-  return HandleRpc(context, "RedemptionService.RequestCompute", [&](const CallContext& call) {
-    VCH_RETURN_IF_ERROR(RequireRole(call.principal, {Role::kEnterprise},
-                                    "only enterprises request compute against their awards"));
-    ViolationCollector v;
-    CheckRequestId(request->request_id(), v);
-    CheckRequirement(request->requirement(), "requirement", v);
-    if (request->hours() < 1 || request->hours() > 2160) v.Add("hours", "must be 1..2160");
-    VCH_RETURN_IF_ERROR(v.Finish());
-    VCH_ASSIGN_OR_RETURN(ProgramPlacementRules rules,
-                         rules_.Get(pool_, request->requirement().program()));
-    storage::ComputeRequest req;
-    req.key = IdempotencyKeyFor(call.principal, "RequestCompute", *request, request->request_id());
-    req.uscc = call.principal.tenant;
-    req.program_id = request->requirement().program();
-    req.placement = EngineRequest(request->requirement(), rules, request->request_id());
-    req.hours = request->hours();
-    VCH_ASSIGN_OR_RETURN(
-        std::string bytes,
-        store_.RequestCompute(std::move(req), [](const storage::ComputeOutcome& o) {
-          v1::RequestComputeResponse out;
-          out.set_placed(o.placed);
-          if (o.placed) {
-            ToRedemption(o.redemption, out.mutable_redemption());
-          } else {
-            ToExclusions(o.decision, out.mutable_exclusions());
-          }
-          return out.SerializeAsString();
-        }));
-    return ParseStored(bytes, response);
-  });
+grpc::ServerUnaryReactor* RedemptionServiceImpl::RequestCompute(
+    grpc::CallbackServerContext* context, const v1::RequestComputeRequest* request,
+    v1::RequestComputeResponse* response) {
+  return HandleRpcAsync(
+      context, "RedemptionService.RequestCompute", [&](const CallContext& call, FinishRpc finish) {
+        absl::Status started = StartRequestCompute(call, request, response, finish);
+        if (!started.ok()) finish(started);
+      });
+}
+
+// Validates and queues a RequestCompute; `finish` is called when its batch has decided.
+absl::Status RedemptionServiceImpl::StartRequestCompute(const CallContext& call,
+                                                        const v1::RequestComputeRequest* request,
+                                                        v1::RequestComputeResponse* response,
+                                                        const FinishRpc& finish) {
+  VCH_RETURN_IF_ERROR(RequireRole(call.principal, {Role::kEnterprise},
+                                  "only enterprises request compute against their awards"));
+  ViolationCollector v;
+  CheckRequestId(request->request_id(), v);
+  CheckRequirement(request->requirement(), "requirement", v);
+  if (request->hours() < 1 || request->hours() > 2160) v.Add("hours", "must be 1..2160");
+  VCH_RETURN_IF_ERROR(v.Finish());
+  VCH_ASSIGN_OR_RETURN(ProgramPlacementRules rules,
+                       rules_.Get(pool_, request->requirement().program()));
+  storage::ComputeRequest req;
+  req.key = IdempotencyKeyFor(call.principal, "RequestCompute", *request, request->request_id());
+  req.uscc = call.principal.tenant;
+  req.program_id = request->requirement().program();
+  req.placement = EngineRequest(request->requirement(), rules, request->request_id());
+  req.hours = request->hours();
+  store_.RequestComputeAsync(
+      std::move(req),
+      [](const storage::ComputeOutcome& o) {
+        v1::RequestComputeResponse out;
+        out.set_placed(o.placed);
+        if (o.placed) {
+          ToRedemption(o.redemption, out.mutable_redemption());
+        } else {
+          ToExclusions(o.decision, out.mutable_exclusions());
+        }
+        return out.SerializeAsString();
+      },
+      [response, finish](absl::StatusOr<std::string> bytes) {
+        finish(bytes.ok() ? ParseStored(*bytes, response) : bytes.status());
+      });
+  return absl::OkStatus();
 }
 
 grpc::Status RedemptionServiceImpl::GetRedemption(grpc::ServerContext* context,
@@ -347,42 +360,56 @@ grpc::Status RedemptionServiceImpl::RejectPlacement(grpc::ServerContext* context
   });
 }
 
-grpc::Status RedemptionServiceImpl::ReportUsage(grpc::ServerContext* context,
-                                                const v1::ReportUsageRequest* request,
-                                                v1::ReportUsageResponse* response) {
-  return HandleRpc(context, "RedemptionService.ReportUsage", [&](const CallContext& call) {
-    VCH_ASSIGN_OR_RETURN(std::string dc, OperatorScope(call.principal));
-    ViolationCollector v;
-    if (request->redemption() <= 0) v.Add("redemption", "must be a redemption id");
-    if (request->usage_id().empty() || request->usage_id().size() > 128) {
-      v.Add("usage_id", "required: 1 to 128 characters");
-    }
-    if (request->gpu_seconds() < 0) v.Add("gpu_seconds", "must be >= 0");
-    std::optional<absl::Time> start =
-        RequiredTime(request->start_time(), request->has_start_time(), "start_time", v);
-    std::optional<absl::Time> end =
-        RequiredTime(request->end_time(), request->has_end_time(), "end_time", v);
-    if (start && end && *end < *start) v.Add("end_time", "must not be before start_time");
-    VCH_RETURN_IF_ERROR(v.Finish());
-    storage::UsageReport report;
-    report.redemption_id = request->redemption();
-    report.usage_id = request->usage_id();
-    // The hash covers the record only: the same record resent by anyone is the same record.
-    report.request_hash = IdempotencyKeyFor({}, "ReportUsage", *request, "").request_hash;
-    report.datacenter_scope = dc;
-    report.gpu_seconds = request->gpu_seconds();
-    report.start = *start;
-    report.end = *end;
-    report.final = request->final();
-    VCH_ASSIGN_OR_RETURN(std::string bytes,
-                         store_.ReportUsage(std::move(report), [](const storage::UsageOutcome& o) {
-                           v1::ReportUsageResponse out;
-                           ToUsage(o.usage, out.mutable_usage());
-                           ToRedemption(o.redemption, out.mutable_redemption());
-                           return out.SerializeAsString();
-                         }));
-    return ParseStored(bytes, response);
-  });
+grpc::ServerUnaryReactor* RedemptionServiceImpl::ReportUsage(grpc::CallbackServerContext* context,
+                                                             const v1::ReportUsageRequest* request,
+                                                             v1::ReportUsageResponse* response) {
+  return HandleRpcAsync(context, "RedemptionService.ReportUsage",
+                        [&](const CallContext& call, FinishRpc finish) {
+                          absl::Status started = StartReportUsage(call, request, response, finish);
+                          if (!started.ok()) finish(started);
+                        });
+}
+
+// Validates and queues a ReportUsage; `finish` is called when its batch has settled it.
+absl::Status RedemptionServiceImpl::StartReportUsage(const CallContext& call,
+                                                     const v1::ReportUsageRequest* request,
+                                                     v1::ReportUsageResponse* response,
+                                                     const FinishRpc& finish) {
+  VCH_ASSIGN_OR_RETURN(std::string dc, OperatorScope(call.principal));
+  ViolationCollector v;
+  if (request->redemption() <= 0) v.Add("redemption", "must be a redemption id");
+  if (request->usage_id().empty() || request->usage_id().size() > 128) {
+    v.Add("usage_id", "required: 1 to 128 characters");
+  }
+  if (request->gpu_seconds() < 0) v.Add("gpu_seconds", "must be >= 0");
+  std::optional<absl::Time> start =
+      RequiredTime(request->start_time(), request->has_start_time(), "start_time", v);
+  std::optional<absl::Time> end =
+      RequiredTime(request->end_time(), request->has_end_time(), "end_time", v);
+  if (start && end && *end < *start) v.Add("end_time", "must not be before start_time");
+  VCH_RETURN_IF_ERROR(v.Finish());
+  storage::UsageReport report;
+  report.redemption_id = request->redemption();
+  report.usage_id = request->usage_id();
+  // The hash covers the record only: the same record resent by anyone is the same record.
+  report.request_hash = IdempotencyKeyFor({}, "ReportUsage", *request, "").request_hash;
+  report.datacenter_scope = dc;
+  report.gpu_seconds = request->gpu_seconds();
+  report.start = *start;
+  report.end = *end;
+  report.final = request->final();
+  store_.ReportUsageAsync(
+      std::move(report),
+      [](const storage::UsageOutcome& o) {
+        v1::ReportUsageResponse out;
+        ToUsage(o.usage, out.mutable_usage());
+        ToRedemption(o.redemption, out.mutable_redemption());
+        return out.SerializeAsString();
+      },
+      [response, finish](absl::StatusOr<std::string> bytes) {
+        finish(bytes.ok() ? ParseStored(*bytes, response) : bytes.status());
+      });
+  return absl::OkStatus();
 }
 
 grpc::Status RedemptionServiceImpl::CreatePayout(grpc::ServerContext* context,

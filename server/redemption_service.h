@@ -5,21 +5,28 @@
 
 #include "base/voucher.h"
 #include "server/placement_rules.h"
+#include "server/rpc.h"
 #include "storage/pg_pool.h"
 #include "storage/redemption_store.h"
 #include "vch/v1/redemption.grpc.pb.h"
 
 namespace vch::server {
 
-class RedemptionServiceImpl final : public vch::v1::RedemptionService::Service {
+// RequestCompute and ReportUsage, which wait for a batch, are on gRPC's callback API (no handler
+// thread waits for them); the other methods on its synchronous API.
+using RedemptionServiceBase = vch::v1::RedemptionService::WithCallbackMethod_RequestCompute<
+    vch::v1::RedemptionService::WithCallbackMethod_ReportUsage<
+        vch::v1::RedemptionService::Service>>;
+
+class RedemptionServiceImpl final : public RedemptionServiceBase {
  public:
   RedemptionServiceImpl(storage::PgPool& pool, storage::RedemptionStore& store,
                         const VoucherSigner& signer)
       : pool_(pool), store_(store), signer_(signer) {}
 
-  grpc::Status RequestCompute(grpc::ServerContext* context,
-                              const vch::v1::RequestComputeRequest* request,
-                              vch::v1::RequestComputeResponse* response) override;
+  grpc::ServerUnaryReactor* RequestCompute(grpc::CallbackServerContext* context,
+                                           const vch::v1::RequestComputeRequest* request,
+                                           vch::v1::RequestComputeResponse* response) override;
   grpc::Status GetRedemption(grpc::ServerContext* context,
                              const vch::v1::GetRedemptionRequest* request,
                              vch::v1::GetRedemptionResponse* response) override;
@@ -38,8 +45,9 @@ class RedemptionServiceImpl final : public vch::v1::RedemptionService::Service {
   grpc::Status RejectPlacement(grpc::ServerContext* context,
                                const vch::v1::RejectPlacementRequest* request,
                                vch::v1::RejectPlacementResponse* response) override;
-  grpc::Status ReportUsage(grpc::ServerContext* context, const vch::v1::ReportUsageRequest* request,
-                           vch::v1::ReportUsageResponse* response) override;
+  grpc::ServerUnaryReactor* ReportUsage(grpc::CallbackServerContext* context,
+                                        const vch::v1::ReportUsageRequest* request,
+                                        vch::v1::ReportUsageResponse* response) override;
   grpc::Status CreatePayout(grpc::ServerContext* context,
                             const vch::v1::CreatePayoutRequest* request,
                             vch::v1::CreatePayoutResponse* response) override;
@@ -55,6 +63,13 @@ class RedemptionServiceImpl final : public vch::v1::RedemptionService::Service {
                              vch::v1::GetVoucherKeyResponse* response) override;
 
  private:
+  absl::Status StartRequestCompute(const CallContext& call,
+                                   const vch::v1::RequestComputeRequest* request,
+                                   vch::v1::RequestComputeResponse* response,
+                                   const FinishRpc& finish);
+  absl::Status StartReportUsage(const CallContext& call, const vch::v1::ReportUsageRequest* request,
+                                vch::v1::ReportUsageResponse* response, const FinishRpc& finish);
+
   storage::PgPool& pool_;
   storage::RedemptionStore& store_;
   const VoucherSigner& signer_;

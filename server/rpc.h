@@ -1,11 +1,15 @@
 // The wrapper every vch.v1 handler runs in: authenticate, derive the deadline, run the body,
-// convert its Status once, record metrics.
+// convert its Status once, record metrics. HandleRpc for handlers on gRPC's synchronous API,
+// HandleRpcAsync for the batched ones on its callback API (no thread waits for the batch).
 #ifndef VCH_SERVER_RPC_H_
 #define VCH_SERVER_RPC_H_
 
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 
+#include <functional>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -45,6 +49,37 @@ grpc::Status HandleRpc(grpc::ServerContext* context, absl::string_view method, B
   }
   RecordRpc(method, result.error_code(), absl::Now() - start);
   return result;
+}
+
+// Ends an asynchronous call: its Status, converted once. Call exactly once, from any thread,
+// after the response message is filled in.
+using FinishRpc = std::function<void(const absl::Status&)>;
+
+// HandleRpc for a method on the callback API: `start(call, finish)` validates the request and
+// hands the work on (or calls `finish` itself); it must not block. `method` must outlive the
+// call (a string literal).
+template <typename Start>
+grpc::ServerUnaryReactor* HandleRpcAsync(grpc::CallbackServerContext* context,
+                                         absl::string_view method, Start&& start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time start_time = absl::Now();
+  absl::StatusOr<policy::Principal> principal = PrincipalFromContext(*context);
+  if (!principal.ok()) {
+    grpc::Status result = ToGrpcStatus(principal.status(), method, nullptr);
+    RecordRpc(method, result.error_code(), absl::Now() - start_time);
+    reactor->Finish(result);
+    return reactor;
+  }
+  const absl::Time deadline =
+      std::min(absl::FromChrono(context->deadline()), start_time + kMaxCallDuration);
+  ScopedDeadline scoped_deadline(deadline);
+  FinishRpc finish = [reactor, method, caller = *principal, start_time](const absl::Status& s) {
+    grpc::Status result = ToGrpcStatus(s, method, &caller);
+    RecordRpc(method, result.error_code(), absl::Now() - start_time);
+    reactor->Finish(result);
+  };
+  start(CallContext{*principal, deadline}, std::move(finish));
+  return reactor;
 }
 
 }  // namespace vch::server

@@ -133,7 +133,8 @@ int RunServe(const VchdConfig& config) {
                                              .price = config.placement_weight_price,
                                              .region_preference = config.placement_weight_region,
                                              .max_report_age = config.placement_max_report_age},
-                                 .signer = signer->get()});
+                                 .signer = signer->get(),
+                                 .max_queued = config.max_queued_requests});
   RedemptionServiceImpl redemptions(**pool, *redemption_store, **signer);
   // Capacity holds lapse when neither confirmed nor released in time; so do unconfirmed
   // redemptions, releasing their credit holds too.

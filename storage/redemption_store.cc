@@ -94,7 +94,8 @@ FROM generate_series(1, $1::int))sql";
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
 // held GPUs, the capacity holds, the redemptions ($1..$28, the ids of the capacity holds in $21)
 // and the idempotency keys ($29..$32; empty arrays for none). The checks between the parts
-// (foreign keys, redemptions_insert_guard) run at the end of the statement, when all are written.
+// (redemptions_insert_check, capacity_holds_insert_check) run at the end of the statement,
+// once each, when all parts are written.
 constexpr char kWritePlacements[] = R"sql(
 WITH pools AS (
   UPDATE gpu_pools p SET gpus_held = p.gpus_held + q.gpus
@@ -139,7 +140,7 @@ SELECT r.id FROM redemptions r WHERE r.id = ANY($1::bigint[]) ORDER BY r.id FOR 
 // A usage batch's writes in one round trip (its redemptions and spend rows are locked
 // meanwhile): the usage records ($1..$22), the redemptions' totals and states ($23..$28), the
 // programs' monthly spend ($29..$31) and the idempotency keys ($32..$35). The checks between
-// the parts (usage_records_match_redemption) run at the end of the statement.
+// the parts (usage_records_insert_check) run at the end of the statement.
 constexpr char kWriteSettlements[] = R"sql(
 WITH records AS (
   INSERT INTO usage_records (
@@ -432,7 +433,10 @@ VoucherTerms RedemptionRecord::Voucher() const {
 // --- The batching queue shared by the two hot paths. ---
 
 struct OpBase {
-  absl::Notification done;
+  absl::Notification done;  // for a blocking Submit
+  // For SubmitAsync: called once with the result, on a writer thread (or on the submitting
+  // thread when vchd is shutting down); the queue owns the op and deletes it first.
+  std::function<void(absl::StatusOr<std::string>)> on_done;
   absl::StatusOr<std::string> result = absl::UnknownError("not decided");
   int attempts = 0;
   bool requeue = false;    // set by a batch: run again in a later batch
@@ -442,11 +446,13 @@ struct OpBase {
 struct RedemptionStore::ComputeOp : OpBase {
   ComputeRequest request;
   const Encoder<ComputeOutcome>* encode = nullptr;
+  Encoder<ComputeOutcome> owned_encode;  // what `encode` points to for SubmitAsync
 };
 
 struct RedemptionStore::UsageOp : OpBase {
   UsageReport report;
   const Encoder<UsageOutcome>* encode = nullptr;
+  Encoder<UsageOutcome> owned_encode;
 };
 
 template <typename Op>
@@ -457,6 +463,7 @@ class RedemptionStore::Queue {
     for (int i = 0; i < std::max(1, options_.writer_threads); ++i) {
       threads_.emplace_back([this] { Run(); });
     }
+    responder_ = std::thread([this] { Respond(); });
   }
   ~Queue() {
     {
@@ -464,25 +471,46 @@ class RedemptionStore::Queue {
       stopping_ = true;
     }
     for (std::thread& t : threads_) t.join();
-    absl::MutexLock lock(&mu_);
-    for (Op* op : queue_) {
-      op->result = DomainError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
-                               "vchd is shutting down; retry with the same request id");
-      op->done.Notify();
+    {
+      absl::MutexLock lock(&responses_mu_);
+      responder_stopping_ = true;
+    }
+    responder_.join();
+    std::deque<Op*> left;
+    {
+      absl::MutexLock lock(&mu_);
+      left.swap(queue_);
+    }
+    for (Op* op : left) {
+      op->result = ShuttingDown();
+      Answer(op);
     }
   }
 
   absl::StatusOr<std::string> Submit(Op& op) {
     {
       absl::MutexLock lock(&mu_);
-      if (stopping_) {
-        return DomainError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
-                           "vchd is shutting down; retry with the same request id");
-      }
+      absl::Status refused = Refusal();
+      if (!refused.ok()) return refused;
       queue_.push_back(&op);
     }
     op.done.WaitForNotification();
     return std::move(op.result);
+  }
+
+  // Takes ownership of `op`, whose on_done is set, and answers it through on_done.
+  void SubmitAsync(std::unique_ptr<Op> op) {
+    absl::Status refused;
+    {
+      absl::MutexLock lock(&mu_);
+      refused = Refusal();
+      if (refused.ok()) {
+        queue_.push_back(op.release());
+        return;
+      }
+    }
+    op->result = std::move(refused);
+    Answer(op.release());
   }
 
  private:
@@ -514,16 +542,77 @@ class RedemptionStore::Queue {
       }
       for (Op* op : batch) op->requeue = false;
       execute_(batch);
-      absl::MutexLock lock(&mu_);
-      // Requests to run again go first, in their order; the rest are answered.
-      for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
-        if ((*it)->requeue) queue_.push_front(*it);
+      {
+        absl::MutexLock lock(&mu_);
+        // Requests to run again go first, in their order; the rest are answered.
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          if ((*it)->requeue) queue_.push_front(*it);
+        }
+        was_busy = !queue_.empty();
       }
+      // Blocking callers are woken here; asynchronous ones are answered by the responder, so
+      // that their replies (gRPC's Finish) do not delay this writer's next batch.
+      std::vector<Op*> async;
       for (Op* op : batch) {
-        if (!op->requeue) op->done.Notify();
+        if (op->requeue) continue;
+        if (op->on_done) {
+          async.push_back(op);
+        } else {
+          Answer(op);
+        }
       }
-      was_busy = !queue_.empty();
+      if (!async.empty()) {
+        absl::MutexLock lock(&responses_mu_);
+        responses_.insert(responses_.end(), async.begin(), async.end());
+      }
     }
+  }
+
+  // The responder thread: answers asynchronous ops in the order their batches finished; drains
+  // what is left when the queue stops.
+  void Respond() {
+    while (true) {
+      std::vector<Op*> ready;
+      {
+        absl::MutexLock lock(&responses_mu_);
+        auto any = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(responses_mu_) {
+          return !responses_.empty() || responder_stopping_;
+        };
+        responses_mu_.Await(absl::Condition(&any));
+        if (responses_.empty()) return;
+        ready.swap(responses_);
+      }
+      for (Op* op : ready) Answer(op);
+    }
+  }
+
+  // Why a new request cannot be queued now, if it cannot.
+  absl::Status Refusal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return ShuttingDown();
+    if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+      return DomainError(absl::StatusCode::kResourceExhausted, "QUEUE_FULL",
+                         absl::StrCat(queue_.size(),
+                                      " requests are already waiting for a batch; retry later "
+                                      "with the same request id"));
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::Status ShuttingDown() {
+    return DomainError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                       "vchd is shutting down; retry with the same request id");
+  }
+
+  // Hands `op` its result: wakes a blocking Submit, or calls and deletes an asynchronous op.
+  static void Answer(Op* op) {
+    if (!op->on_done) {
+      op->done.Notify();
+      return;
+    }
+    std::function<void(absl::StatusOr<std::string>)> on_done = std::move(op->on_done);
+    absl::StatusOr<std::string> result = std::move(op->result);
+    delete op;
+    on_done(std::move(result));
   }
 
   const RedemptionOptions& options_;
@@ -532,6 +621,10 @@ class RedemptionStore::Queue {
   std::deque<Op*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+  absl::Mutex responses_mu_;
+  std::vector<Op*> responses_ ABSL_GUARDED_BY(responses_mu_);
+  bool responder_stopping_ ABSL_GUARDED_BY(responses_mu_) = false;
+  std::thread responder_;
 };
 
 // --- RequestCompute. ---
@@ -618,6 +711,20 @@ absl::StatusOr<std::string> RedemptionStore::RequestCompute(ComputeRequest reque
   op.request = std::move(request);
   op.encode = &encode;
   return compute_queue_->Submit(op);
+}
+
+void RedemptionStore::RequestComputeAsync(ComputeRequest request, Encoder<ComputeOutcome> encode,
+                                          Done done) {
+  if (options_.signer == nullptr) {
+    done(absl::InternalError("no voucher signer configured"));
+    return;
+  }
+  auto op = std::make_unique<ComputeOp>();
+  op->request = std::move(request);
+  op->owned_encode = std::move(encode);
+  op->encode = &op->owned_encode;
+  op->on_done = std::move(done);
+  compute_queue_->SubmitAsync(std::move(op));
 }
 
 void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
@@ -1047,6 +1154,16 @@ absl::StatusOr<std::string> RedemptionStore::ReportUsage(UsageReport report,
   op.report = std::move(report);
   op.encode = &encode;
   return usage_queue_->Submit(op);
+}
+
+void RedemptionStore::ReportUsageAsync(UsageReport report, Encoder<UsageOutcome> encode,
+                                       Done done) {
+  auto op = std::make_unique<UsageOp>();
+  op->report = std::move(report);
+  op->owned_encode = std::move(encode);
+  op->encode = &op->owned_encode;
+  op->on_done = std::move(done);
+  usage_queue_->SubmitAsync(std::move(op));
 }
 
 namespace {

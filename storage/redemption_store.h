@@ -197,6 +197,9 @@ struct RedemptionOptions {
   const VoucherSigner* signer = nullptr;
   int max_batch = 256;
   absl::Duration max_wait = absl::Milliseconds(1);
+  // Requests waiting for a batch, per path; one more is refused (RESOURCE_EXHAUSTED QUEUE_FULL)
+  // rather than queued without bound.
+  int max_queued = 4096;
   int writer_threads = 2;
   // Attempts of a request that lost its pool's last GPUs to a concurrent batch.
   int place_attempts = 3;
@@ -232,6 +235,13 @@ class RedemptionStore {
   // Errors: NOT_FOUND REDEMPTION_NOT_FOUND, FAILED_PRECONDITION REDEMPTION_NOT_CONFIRMED /
   // REDEMPTION_SETTLED / REDEMPTION_NOT_ACTIVE.
   absl::StatusOr<std::string> ReportUsage(UsageReport report, const Encoder<UsageOutcome>& encode);
+
+  // RequestCompute and ReportUsage without blocking the caller: `done` is called exactly once
+  // with what the blocking call would have returned, on one of the store's writer threads (or at
+  // once on the calling thread if the store is shutting down). It must not block.
+  using Done = std::function<void(absl::StatusOr<std::string>)>;
+  void RequestComputeAsync(ComputeRequest request, Encoder<ComputeOutcome> encode, Done done);
+  void ReportUsageAsync(UsageReport report, Encoder<UsageOutcome> encode, Done done);
 
   // PLACED -> CONFIRMED by the redemption's operator before it expires: the capacity hold is
   // consumed (the site's own reports count the GPUs from now on).

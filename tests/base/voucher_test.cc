@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "tests/testing/test_db.h"
@@ -364,6 +365,23 @@ TEST(VoucherKeyTest, DefaultKeyIdOfAKnownKey) {
   absl::StatusOr<std::string> id = DefaultKeyId(kPem);
   ASSERT_THAT(id, IsOk());
   EXPECT_EQ(*id, "ed25519-21fe31dfa154a261");  // sha256sum of the 32 raw bytes, first 16
+}
+
+TEST(VoucherKeyTest, SignsTheRfc8032TestVector) {
+  // RFC 8032 §7.1 TEST 2: the key as PKCS#8 PEM (the fixed 16-byte prefix, then the seed), the
+  // one-byte message 0x72 and the signature the RFC gives for it.
+  const std::string der = absl::HexStringToBytes(
+      "302e020100300506032b657004220420"
+      "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+  TempDir dir;
+  const std::string key_file = dir.File("rfc8032.pem");
+  std::ofstream(key_file) << "-----BEGIN PRIVATE KEY-----\n"
+                          << absl::Base64Escape(der) << "\n-----END PRIVATE KEY-----\n";
+  absl::StatusOr<std::unique_ptr<VoucherSigner>> signer = VoucherSigner::FromPemFile(key_file, "");
+  ASSERT_THAT(signer, IsOk());
+  EXPECT_EQ(absl::BytesToHexString((*signer)->Sign("\x72")),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+            "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
 }
 
 }  // namespace

@@ -732,7 +732,6 @@ TEST_F(CapacityStoreTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
                                "capacity_holds_pkey",
                                "capacity_holds_gpus_positive",
                                "capacity_holds_state_known",
-                               "capacity_holds_pool_fkey",
                                "capacity_holds_resolution_time",
                            }));
   std::vector<std::string> triggers;
@@ -743,10 +742,13 @@ TEST_F(CapacityStoreTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
     triggers.push_back(row[0].as<std::string>());
   }
   EXPECT_THAT(triggers, UnorderedElementsAreArray<std::string>({
+                            "gpu_pools_no_delete",
+                            "gpu_pools_key_immutable",
                             "capacity_reports_append_only",
                             "capacity_reports_no_truncate",
                             "capacity_holds_forward_only",
                             "capacity_holds_no_truncate",
+                            "capacity_holds_insert_check",
                         }));
 }
 
@@ -866,17 +868,25 @@ TEST_F(CapacityStoreTest, ReportsAreAppendOnly) {
               RefusedByTrigger("VC001", "APPEND_ONLY: capacity_reports is append-only; DELETE"));
   EXPECT_THAT(ErrorOf("TRUNCATE capacity_reports"),
               RefusedByTrigger("VC001", "APPEND_ONLY: capacity_reports is append-only; TRUNCATE"));
-  // Truncating the pools takes the reports with them only by CASCADE, which the trigger refuses.
+  // Truncating the pools (which would take the reports with them by CASCADE) is refused by the
+  // pools' own trigger first.
   EXPECT_THAT(ErrorOf("TRUNCATE gpu_pools CASCADE"),
-              RefusedByTrigger("VC001", "APPEND_ONLY: capacity_reports is append-only; TRUNCATE"));
+              RefusedByTrigger("VC004", "ROW_UNDELETABLE: rows of gpu_pools are never deleted"));
   EXPECT_THAT(RunSql("DELETE FROM capacity_reports"), StatusIs(kFailedPrecondition, "APPEND_ONLY"));
   EXPECT_THAT(RunSql("TRUNCATE capacity_reports"), StatusIs(kFailedPrecondition, "APPEND_ONLY"));
   EXPECT_EQ(Scalar<std::string>("SELECT pool_id || '/' || gpus_total || '/' || gpus_free FROM "
                                 "capacity_reports"),
             "p1/8/3");
-  // A pool with history cannot be deleted out from under it.
+  // A pool cannot be deleted out from under its history (nor at all), nor re-keyed.
   EXPECT_THAT(ErrorOf("DELETE FROM gpu_pools WHERE id = 'p1'"),
-              RefusedBy("capacity_reports_pool_fkey"));
+              RefusedByTrigger("VC004",
+                               "ROW_UNDELETABLE: rows of gpu_pools are never deleted; "
+                               "DELETE is refused"));
+  EXPECT_THAT(ErrorOf("UPDATE gpu_pools SET id = 'p2' WHERE id = 'p1'"),
+              RefusedByTrigger("VC005", "KEY_IMMUTABLE: the key of a row of gpu_pools"));
+  EXPECT_THAT(ErrorOf("UPDATE gpu_pools SET datacenter_id = 'dc2' WHERE id = 'p1'"),
+              RefusedByTrigger("VC005", "KEY_IMMUTABLE: the key of a row of gpu_pools"));
+  EXPECT_THAT(ErrorOf("UPDATE gpu_pools SET id = id, gpus_free = 7 WHERE id = 'p1'"), Accepted());
 }
 
 TEST_F(CapacityStoreTest, HoldConstraints) {
@@ -886,7 +896,11 @@ TEST_F(CapacityStoreTest, HoldConstraints) {
   EXPECT_THAT(ErrorOf(HoldSql(0, 1, "NULL")), RefusedBy("capacity_holds_gpus_positive"));
   EXPECT_THAT(ErrorOf(HoldSql(1, 0, "now()")), RefusedBy("capacity_holds_state_known"));
   EXPECT_THAT(ErrorOf(HoldSql(1, 4, "now()")), RefusedBy("capacity_holds_state_known"));
-  EXPECT_THAT(ErrorOf(HoldSql(1, 1, "NULL", "'p9'")), RefusedBy("capacity_holds_pool_fkey"));
+  // capacity_holds_insert_check, once per statement: the pool exists.
+  EXPECT_THAT(ErrorOf(HoldSql(1, 1, "NULL", "'p9'")),
+              RefusedByTrigger("VC031", "CAPACITY_HOLD_POOL_UNKNOWN: capacity hold "));
+  EXPECT_THAT(ErrorOf(HoldSql(1, 1, "NULL", "'p9'")),
+              RefusedByTrigger("VC031", "names pool dc1/p9, which does not exist"));
   // Resolved exactly when not HELD.
   EXPECT_THAT(ErrorOf(HoldSql(1, 1, "now()")), RefusedBy("capacity_holds_resolution_time"));
   EXPECT_THAT(ErrorOf(HoldSql(1, 2, "NULL")), RefusedBy("capacity_holds_resolution_time"));
@@ -916,6 +930,9 @@ TEST_F(CapacityStoreTest, HoldsMoveForwardOnlyAndAreNeverDeleted) {
   EXPECT_THAT(ErrorOf("UPDATE capacity_holds SET gpus = 3" + where1),
               RefusedByTrigger("VC030", absl::StrCat("capacity hold ", h1)));
   EXPECT_THAT(ErrorOf("UPDATE capacity_holds SET pool_id = 'p2'" + where1),
+              RefusedByTrigger("VC030", absl::StrCat("capacity hold ", h1)));
+  // Redemptions name their capacity hold by id, without a foreign key: it keeps its id.
+  EXPECT_THAT(ErrorOf(absl::StrCat("UPDATE capacity_holds SET id = ", h2 + 100) + where1),
               RefusedByTrigger("VC030", absl::StrCat("capacity hold ", h1)));
   EXPECT_THAT(
       ErrorOf("UPDATE capacity_holds SET expires_at = expires_at + interval '1 minute'" + where1),

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "storage/pg_error.h"
 #include "storage/pg_pool.h"
 #include "tests/testing/sql_refusals.h"
@@ -229,8 +230,6 @@ TEST_F(LedgerSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
                                "accounts_no_overdraft",
                                "accounts_one_per_kind_and_owner",
                                "ledger_transfers_pkey",
-                               "ledger_transfers_debit_account_id_fkey",
-                               "ledger_transfers_credit_account_id_fkey",
                                "ledger_transfers_pending_id_fkey",
                                "transfers_kind_known",
                                "transfers_amount_positive",
@@ -241,9 +240,6 @@ TEST_F(LedgerSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
                                "transfers_expiry_only_on_hold",
                                "transfers_request_once",
                                "ledger_holds_pkey",
-                               "ledger_holds_transfer_id_fkey",
-                               "ledger_holds_debit_account_id_fkey",
-                               "ledger_holds_credit_account_id_fkey",
                                "holds_amount_positive",
                                "holds_posted_nonnegative",
                                "holds_released_nonnegative",
@@ -260,10 +256,14 @@ TEST_F(LedgerSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
     triggers.push_back(row[0].as<std::string>());
   }
   EXPECT_THAT(triggers, UnorderedElementsAreArray<std::string>({
+                            "ledger_accounts_no_delete",
+                            "ledger_accounts_key_immutable",
                             "ledger_transfers_append_only",
                             "ledger_transfers_no_truncate",
+                            "ledger_transfers_insert_check",
                             "ledger_holds_forward_only",
                             "ledger_holds_no_truncate",
+                            "ledger_holds_insert_check",
                             "idempotency_keys_append_only",
                             "idempotency_keys_no_truncate",
                         }));
@@ -484,14 +484,59 @@ TEST_F(LedgerSchemaTest, TransferAccountsMustDiffer) {
               Accepted());
 }
 
-TEST_F(LedgerSchemaTest, TransferAccountsMustExist) {
+TEST_F(LedgerSchemaTest, TransferAccountsMustExistInTheTransfersProgram) {
+  // ledger_transfers_insert_check, once per statement: both accounts exist and belong to the
+  // transfer's program ('p1').
+  const int64_t other_program = InsertAccount({.program_id = "p2", .kind = "BUDGET", .owner = ""});
+  const std::string kRefused = "TRANSFER_ACCOUNT_INVALID: transfer 1 moves from account ";
   EXPECT_THAT(ErrorOf(TransferSql({.debit_account_id = kMissingId})),
-              RefusedBy("ledger_transfers_debit_account_id_fkey"));
+              RefusedByTrigger("VC006", absl::StrCat(kRefused, kMissingId, " to account ", credit_,
+                                                     ", not both accounts of program p1")));
   EXPECT_THAT(ErrorOf(TransferSql({.credit_account_id = kMissingId})),
-              RefusedBy("ledger_transfers_credit_account_id_fkey"));
+              RefusedByTrigger("VC006", absl::StrCat(kRefused, debit_, " to account ", kMissingId,
+                                                     ", not both accounts of program p1")));
+  EXPECT_THAT(
+      ErrorOf(TransferSql({.credit_account_id = other_program})),
+      RefusedByTrigger("VC006", absl::StrCat(kRefused, debit_, " to account ", other_program,
+                                             ", not both accounts of program p1")));
+  EXPECT_THAT(
+      ErrorOf(TransferSql({.debit_account_id = other_program})),
+      RefusedByTrigger("VC006", absl::StrCat(kRefused, other_program, " to account ", credit_,
+                                             ", not both accounts of program p1")));
   EXPECT_THAT(RunSql(TransferSql({.credit_account_id = kMissingId})),
-              StatusIs(kFailedPrecondition, "CONSTRAINT_VIOLATED"));
+              StatusIs(kFailedPrecondition, "TRANSFER_ACCOUNT_INVALID"));
   EXPECT_EQ(Count("ledger_transfers"), 0);
+  // One bad row refuses its whole statement.
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 1}) + ", " +
+                      TransferSql({.id = 2, .credit_account_id = other_program})
+                          .substr(TransferSql({.id = 2}).find("VALUES (") + 7)),
+              RefusedByTrigger("VC006", absl::StrCat("TRANSFER_ACCOUNT_INVALID: transfer 2")));
+  EXPECT_EQ(Count("ledger_transfers"), 0);
+  EXPECT_THAT(ErrorOf(TransferSql({})), Accepted());
+}
+
+TEST_F(LedgerSchemaTest, AccountsAreNeverDeletedAndKeepTheirKeys) {
+  // Transfers name their accounts without a foreign key (ledger_transfers_insert_check checks
+  // them once per statement), so accounts are never deleted and their id and program never
+  // change; their balances do.
+  ASSERT_THAT(ErrorOf(TransferSql({})), Accepted());
+  const std::string kUndeletable = "ROW_UNDELETABLE: rows of ledger_accounts are never deleted";
+  EXPECT_THAT(ErrorOf(absl::StrCat("DELETE FROM ledger_accounts WHERE id = ", credit_)),
+              RefusedByTrigger("VC004", absl::StrCat(kUndeletable, "; DELETE is refused")));
+  EXPECT_THAT(ErrorOf("TRUNCATE ledger_accounts CASCADE"),
+              RefusedByTrigger("VC004", absl::StrCat(kUndeletable, "; TRUNCATE is refused")));
+  const std::string kImmutable = "KEY_IMMUTABLE: the key of a row of ledger_accounts never changes";
+  EXPECT_THAT(ErrorOf(absl::StrCat("UPDATE ledger_accounts SET id = ", kMissingId,
+                                   " WHERE id = ", credit_)),
+              RefusedByTrigger("VC005", kImmutable));
+  EXPECT_THAT(
+      ErrorOf(absl::StrCat("UPDATE ledger_accounts SET program_id = 'p2' WHERE id = ", credit_)),
+      RefusedByTrigger("VC005", kImmutable));
+  EXPECT_THAT(ErrorOf(absl::StrCat("UPDATE ledger_accounts SET id = id, program_id = program_id, "
+                                   "credits_posted_fen = 100 WHERE id = ",
+                                   credit_)),
+              Accepted());
+  EXPECT_EQ(Count("ledger_accounts"), 2);
 }
 
 TEST_F(LedgerSchemaTest, PostAndVoidRequirePendingId) {
@@ -680,7 +725,7 @@ TEST_F(LedgerSchemaTest, HoldAmountsMustBeValid) {
   EXPECT_THAT(ErrorOf(HoldSql({.posted_fen = -1})), RefusedBy("holds_posted_nonnegative"));
   EXPECT_THAT(ErrorOf(HoldSql({.released_fen = -1})), RefusedBy("holds_released_nonnegative"));
   EXPECT_EQ(Count("ledger_holds"), 0);
-  EXPECT_THAT(ErrorOf(HoldSql({.amount_fen = 1})), Accepted());
+  EXPECT_THAT(ErrorOf(HoldSql({.amount_fen = 100})), Accepted());
 }
 
 TEST_F(LedgerSchemaTest, HoldCannotPostAndReleaseMoreThanItsAmount) {
@@ -782,14 +827,28 @@ TEST_F(LedgerSchemaTest, HoldsCannotBeTruncated) {
   EXPECT_EQ(Count("ledger_holds"), 1);
 }
 
-TEST_F(LedgerSchemaTest, HoldMustReferenceItsTransferAndAccounts) {
+TEST_F(LedgerSchemaTest, HoldMustBeTheStateOfItsHoldTransfer) {
+  // ledger_holds_insert_check, once per statement: the hold row's transfer is a HOLD with the
+  // same program, accounts and amount.
   ASSERT_THAT(ErrorOf(TransferSql({.id = 1, .kind = kHold})), Accepted());
-  EXPECT_THAT(ErrorOf(HoldSql({.transfer_id = kMissingId})),
-              RefusedBy("ledger_holds_transfer_id_fkey"));
-  EXPECT_THAT(ErrorOf(HoldSql({.debit_account_id = kMissingId})),
-              RefusedBy("ledger_holds_debit_account_id_fkey"));
-  EXPECT_THAT(ErrorOf(HoldSql({.credit_account_id = kMissingId})),
-              RefusedBy("ledger_holds_credit_account_id_fkey"));
+  ASSERT_THAT(ErrorOf(TransferSql({.id = 2})), Accepted());  // an AWARD
+  const int64_t third = InsertAccount({.kind = "LAPSED", .owner = ""});
+  auto refused = [](int64_t id) {
+    return RefusedByTrigger(
+        "VC007", absl::StrCat("HOLD_TRANSFER_MISMATCH: hold ", id,
+                              " is not the state of a HOLD transfer with its program, accounts "
+                              "and amount"));
+  };
+  EXPECT_THAT(ErrorOf(HoldSql({.transfer_id = kMissingId})), refused(kMissingId));
+  EXPECT_THAT(ErrorOf(HoldSql({.transfer_id = 2})), refused(2));
+  EXPECT_THAT(ErrorOf(HoldSql({.debit_account_id = kMissingId})), refused(1));
+  EXPECT_THAT(ErrorOf(HoldSql({.debit_account_id = third})), refused(1));
+  EXPECT_THAT(ErrorOf(HoldSql({.credit_account_id = third})), refused(1));
+  EXPECT_THAT(ErrorOf(HoldSql({.amount_fen = 99})), refused(1));
+  EXPECT_THAT(ErrorOf(absl::StrReplaceAll(HoldSql({}), {{"'p1'", "'p2'"}})), refused(1));
+  EXPECT_THAT(RunSql(HoldSql({.amount_fen = 99})),
+              StatusIs(kFailedPrecondition, "HOLD_TRANSFER_MISMATCH"));
+  EXPECT_EQ(Count("ledger_holds"), 0);
   ASSERT_THAT(ErrorOf(HoldSql({})), Accepted());
   // One hold row per transfer.
   EXPECT_THAT(ErrorOf(HoldSql({})), RefusedBy("ledger_holds_pkey"));

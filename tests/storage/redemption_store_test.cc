@@ -84,9 +84,10 @@ class RedemptionStoreTest : public ::testing::Test {
     Seed();
   }
 
-  void MakeStore() {
+  void MakeStore(int max_queued = 4096) {
     store_.reset();
     RedemptionOptions o;
+    o.max_queued = max_queued;
     o.placement_ttl = absl::Minutes(30);
     o.signer = signer_.get();
     o.clock = [this] { return absl::FromUnixMicros(clock_us_.load()); };
@@ -255,16 +256,16 @@ class RedemptionStoreTest : public ::testing::Test {
                                "' AND id = 'pool'"));
   }
 
-  // Waits (at most 5 s) until a backend of this database waits for a row lock.
-  void WaitForALockWaiter() {
+  // Waits (at most 5 s) until `n` backends of this database wait for a row lock.
+  void WaitForALockWaiter(int n = 1) {
     for (int i = 0; i < 500; ++i) {
       if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-                 "datname = current_database()") > 0) {
+                 "datname = current_database()") >= n) {
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ADD_FAILURE() << "no backend waited for a lock";
+    ADD_FAILURE() << "fewer than " << n << " backends waited for a lock";
   }
 
   // Sends the requests at the same moment, one thread each, and returns their answers.
@@ -610,6 +611,53 @@ TEST_F(RedemptionStoreTest, AWalletsTransfersNumberInTheOrderTheyCommit) {
   ASSERT_THAT(first, IsOk());
   EXPECT_THAT(*first, ::testing::EndsWith("dc-a/pool"));
   EXPECT_EQ(WalletAvailable(1), kAwardFen - 2 * 1'200);
+  ExpectLedgerVerifies();
+}
+
+TEST_F(RedemptionStoreTest, AFullQueueRefusesAtOnceAndTheQueuedStillRun) {
+  // With both writers blocked on held pools and two requests queued behind them, a third is
+  // refused at once (RESOURCE_EXHAUSTED QUEUE_FULL, answered on the calling thread) instead of
+  // waiting; the queued ones are placed once the pools are free.
+  MakeStore(/*max_queued=*/2);
+  pqxx::connection blocker(dsn_);
+  auto blocking = std::make_unique<pqxx::work>(blocker);
+  blocking->exec("SELECT 1 FROM gpu_pools FOR UPDATE");
+  std::vector<absl::StatusOr<std::string>> filled(2, absl::UnknownError(""));
+  std::thread first([&] { filled[0] = Compute(Request(1, 1, 1)); });
+  WaitForALockWaiter(1);  // one writer blocked
+  std::thread second([&] { filled[1] = Compute(Request(2, 1, 1)); });
+  WaitForALockWaiter(2);  // and the other
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<std::string>> queued;
+  auto collect = [&](absl::StatusOr<std::string> r) {
+    absl::MutexLock lock(&mu);
+    queued.push_back(std::move(r));
+  };
+  store_->RequestComputeAsync(Request(3, 1, 1), EncodeCompute, collect);
+  store_->RequestComputeAsync(Request(3, 1, 1), EncodeCompute, collect);
+  absl::StatusOr<std::string> refused = absl::UnknownError("not answered");
+  store_->RequestComputeAsync(Request(4, 1, 1), EncodeCompute,
+                              [&](absl::StatusOr<std::string> r) { refused = std::move(r); });
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted, "QUEUE_FULL"));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(queued.empty());
+  }
+  blocking->commit();
+  first.join();
+  second.join();
+  {
+    absl::MutexLock lock(&mu);
+    auto both = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return queued.size() == 2; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&both), absl::Seconds(10)));
+    for (const auto& q : queued) {
+      ASSERT_THAT(q, IsOk());
+      EXPECT_TRUE(absl::StartsWith(*q, "placed|")) << *q;
+    }
+  }
+  for (const auto& f : filled) EXPECT_THAT(f, IsOk());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM redemptions"), 4);
+  EXPECT_EQ(WalletAvailable(4), kAwardFen);
   ExpectLedgerVerifies();
 }
 
