@@ -8,10 +8,13 @@
 -- transfer). A check raises SQLSTATE class VC with "REASON: text", as every trigger here does.
 --
 -- Each check looks its few rows up by key. PL/pgSQL keeps a query's plan for the session, so
--- a plan made while a table was small (a sequential scan, or a hashed sub-plan over all of
--- it, is cheaper than a handful of index probes on a few thousand rows) would stay while the
--- table grows to millions. The check functions therefore run with sequential scans, hash and
--- merge joins disabled: index lookups, whatever the statistics said when the plan was made.
+-- a plan made while a table was small (a sequential scan, a hash join, or an EXISTS turned into
+-- a hashed sub-plan over all of it, is cheaper than a handful of index probes on a few
+-- thousand rows) would stay while the table grows to millions, costing a pass over the whole
+-- table per statement. So each lookup is a LATERAL subquery with LIMIT 1 (which the planner
+-- cannot turn into a hashed sub-plan), and the check functions run with sequential scans, hash
+-- and merge joins disabled: index probes per new row, whatever the statistics said when the
+-- plan was made.
 --
 -- A foreign key also keeps its parent row from being deleted or re-keyed. Each parent whose
 -- foreign key goes is therefore made undeletable and its key immutable here (programs, ledger
@@ -86,10 +89,13 @@ DECLARE
 BEGIN
   SELECT n.id, n.program_id, n.debit_account_id, n.credit_account_id INTO bad
   FROM new_transfers n
-  WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a
-                    WHERE a.id = n.debit_account_id AND a.program_id = n.program_id)
-     OR NOT EXISTS (SELECT 1 FROM ledger_accounts a
-                    WHERE a.id = n.credit_account_id AND a.program_id = n.program_id)
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
+                     WHERE a.id = n.debit_account_id AND a.program_id = n.program_id LIMIT 1) d
+    ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
+                     WHERE a.id = n.credit_account_id AND a.program_id = n.program_id LIMIT 1) c
+    ON true
+  WHERE d.found IS NULL OR c.found IS NULL
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'TRANSFER_ACCOUNT_INVALID: transfer % moves from account % to account %, not both accounts of program %',
@@ -116,11 +122,12 @@ DECLARE
 BEGIN
   SELECT n.transfer_id INTO bad
   FROM new_holds n
-  WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t
-                    WHERE t.id = n.transfer_id AND t.kind = 3 AND t.program_id = n.program_id
-                      AND t.debit_account_id = n.debit_account_id
-                      AND t.credit_account_id = n.credit_account_id
-                      AND t.amount_fen = n.amount_fen)
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
+                     WHERE t.id = n.transfer_id AND t.kind = 3 AND t.program_id = n.program_id
+                       AND t.debit_account_id = n.debit_account_id
+                       AND t.credit_account_id = n.credit_account_id
+                       AND t.amount_fen = n.amount_fen LIMIT 1) t ON true
+  WHERE t.found IS NULL
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'HOLD_TRANSFER_MISMATCH: hold % is not the state of a HOLD transfer with its program, accounts and amount',
@@ -143,8 +150,10 @@ DECLARE
 BEGIN
   SELECT n.id, n.datacenter_id, n.pool_id INTO bad
   FROM new_holds n
-  WHERE NOT EXISTS (SELECT 1 FROM gpu_pools p
-                    WHERE p.datacenter_id = n.datacenter_id AND p.id = n.pool_id)
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM gpu_pools p
+                     WHERE p.datacenter_id = n.datacenter_id AND p.id = n.pool_id LIMIT 1) p
+    ON true
+  WHERE p.found IS NULL
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'CAPACITY_HOLD_POOL_UNKNOWN: capacity hold % names pool %/%, which does not exist',
@@ -178,27 +187,30 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 DECLARE
   bad record;
 BEGIN
-  SELECT * INTO bad FROM (
-    SELECT n.id, n.program_id, n.issuer_id, n.uscc, n.hold_transfer_id, n.held_fen,
-           n.capacity_hold_id, n.gpus, n.datacenter_id, n.pool_id, n.replaces,
-           EXISTS (SELECT 1 FROM programs g WHERE g.id = n.program_id AND g.issuer_id = n.issuer_id)
-             AS program_ok,
-           EXISTS (SELECT 1 FROM ledger_transfers t
-                   JOIN ledger_holds h ON h.transfer_id = t.id AND NOT h.resolved
-                     AND h.posted_fen = 0 AND h.released_fen = 0
-                   JOIN program_enterprises pe ON pe.wallet_account_id = t.debit_account_id
-                   WHERE t.id = n.hold_transfer_id AND t.kind = 3 AND t.amount_fen = n.held_fen
-                     AND t.program_id = n.program_id AND pe.program_id = n.program_id
-                     AND pe.uscc = n.uscc) AS hold_ok,
-           EXISTS (SELECT 1 FROM capacity_holds h
-                   WHERE h.id = n.capacity_hold_id AND h.datacenter_id = n.datacenter_id
-                     AND h.pool_id = n.pool_id AND h.gpus = n.gpus AND h.state = 1) AS capacity_ok,
-           (n.replaces IS NULL OR EXISTS (
-              SELECT 1 FROM redemptions r WHERE r.id = n.replaces AND r.state = 7
-                AND r.uscc = n.uscc AND r.program_id = n.program_id AND r.generation = 0))
-             AS replaces_ok
-    FROM new_redemptions n) checked
-  WHERE NOT (program_ok AND hold_ok AND capacity_ok AND replaces_ok)
+  SELECT n.id, n.program_id, n.issuer_id, n.uscc, n.hold_transfer_id, n.held_fen,
+         n.capacity_hold_id, n.gpus, n.datacenter_id, n.pool_id, n.replaces,
+         g.found IS NOT NULL AS program_ok, t.found IS NOT NULL AS hold_ok,
+         c.found IS NOT NULL AS capacity_ok, (n.replaces IS NULL OR r.found IS NOT NULL) AS replaces_ok
+    INTO bad
+  FROM new_redemptions n
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM programs g
+                     WHERE g.id = n.program_id AND g.issuer_id = n.issuer_id LIMIT 1) g ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
+                     JOIN ledger_holds h ON h.transfer_id = t.id AND NOT h.resolved
+                       AND h.posted_fen = 0 AND h.released_fen = 0
+                     JOIN program_enterprises pe ON pe.program_id = n.program_id
+                       AND pe.uscc = n.uscc AND pe.wallet_account_id = t.debit_account_id
+                     WHERE t.id = n.hold_transfer_id AND t.kind = 3 AND t.amount_fen = n.held_fen
+                       AND t.program_id = n.program_id LIMIT 1) t ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM capacity_holds h
+                     WHERE h.id = n.capacity_hold_id AND h.datacenter_id = n.datacenter_id
+                       AND h.pool_id = n.pool_id AND h.gpus = n.gpus AND h.state = 1 LIMIT 1) c
+    ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM redemptions r
+                     WHERE r.id = n.replaces AND r.state = 7 AND r.uscc = n.uscc
+                       AND r.program_id = n.program_id AND r.generation = 0 LIMIT 1) r ON true
+  WHERE g.found IS NULL OR t.found IS NULL OR c.found IS NULL
+     OR (n.replaces IS NOT NULL AND r.found IS NULL)
   LIMIT 1;
   IF NOT FOUND THEN
     RETURN NULL;
@@ -238,25 +250,26 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 DECLARE
   bad record;
 BEGIN
-  SELECT * INTO bad FROM (
-    SELECT n.redemption_id, n.usage_id, r.id IS NOT NULL AS terms_ok,
-           r.id IS NOT NULL
-           AND (n.post_transfer_id IS NULL OR EXISTS (
-                  SELECT 1 FROM ledger_transfers t
-                  WHERE t.id = n.post_transfer_id AND t.kind = 4
-                    AND t.pending_id = r.hold_transfer_id AND t.amount_fen = n.subsidy_fen))
-           AND (n.release_transfer_id IS NULL OR EXISTS (
-                  SELECT 1 FROM ledger_transfers t
-                  WHERE t.id = n.release_transfer_id AND t.pending_id = r.hold_transfer_id
-                    AND (t.kind = 5 OR (t.kind = 4 AND t.id = n.post_transfer_id
-                                        AND t.released_fen > 0)))) AS transfers_ok
-    FROM new_records n
-    LEFT JOIN redemptions r
-      ON r.id = n.redemption_id AND r.program_id = n.program_id AND r.issuer_id = n.issuer_id
-     AND r.uscc = n.uscc AND r.datacenter_id = n.datacenter_id
-     AND r.settlement_style = n.settlement_style
-     AND r.price_fen_per_gpu_hour = n.price_fen_per_gpu_hour AND r.ratio_bps = n.ratio_bps) checked
-  WHERE NOT transfers_ok
+  SELECT n.redemption_id, n.usage_id, r.hold_transfer_id IS NOT NULL AS terms_ok INTO bad
+  FROM new_records n
+  LEFT JOIN LATERAL (SELECT r.hold_transfer_id FROM redemptions r
+                     WHERE r.id = n.redemption_id AND r.program_id = n.program_id
+                       AND r.issuer_id = n.issuer_id AND r.uscc = n.uscc
+                       AND r.datacenter_id = n.datacenter_id
+                       AND r.settlement_style = n.settlement_style
+                       AND r.price_fen_per_gpu_hour = n.price_fen_per_gpu_hour
+                       AND r.ratio_bps = n.ratio_bps LIMIT 1) r ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
+                     WHERE t.id = n.post_transfer_id AND t.kind = 4
+                       AND t.pending_id = r.hold_transfer_id AND t.amount_fen = n.subsidy_fen
+                     LIMIT 1) p ON true
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
+                     WHERE t.id = n.release_transfer_id AND t.pending_id = r.hold_transfer_id
+                       AND (t.kind = 5 OR (t.kind = 4 AND t.id = n.post_transfer_id
+                                           AND t.released_fen > 0)) LIMIT 1) l ON true
+  WHERE r.hold_transfer_id IS NULL
+     OR (n.post_transfer_id IS NOT NULL AND p.found IS NULL)
+     OR (n.release_transfer_id IS NOT NULL AND l.found IS NULL)
   LIMIT 1;
   IF NOT FOUND THEN
     RETURN NULL;

@@ -40,7 +40,8 @@ inline constexpr char kNextTransferIds[] =
 // its write), and how the write is sent. Every field is optional.
 struct LedgerTxOptions {
   // Every transfer's idempotency key is new (made from an id this transaction drew from a
-  // sequence), so the keys are neither locked nor looked up.
+  // sequence), so the keys are neither locked nor looked up, and get no idempotency_keys row
+  // (the transfer's own unique request_scope and request_id record them).
   bool fresh_keys = false;
   // Rows whose first columns are kLedgerAccountColumns: every account the transfers touch,
   // locked by the caller (ORDER BY id FOR UPDATE, after its own earlier locks), and at least one

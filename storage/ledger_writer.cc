@@ -54,9 +54,10 @@ const std::string& LockAccountsSql() {
 }
 
 // Step 5 of ApplyTransfersInTransaction in one round trip (rows are locked meanwhile, so each
-// round trip counts): the transfers ($1..$21), the touched holds ($22..$30), the touched
-// balances ($31..$35) and the idempotency keys ($36..$39). Foreign keys between the parts are
-// checked at the end of the statement, when every part is written.
+// round trip counts): the transfers ($1..$21), the touched holds ($22..$30, $40: made by this
+// batch's HOLDs, inserted; else updated), the touched balances ($31..$35) and the idempotency
+// keys ($36..$39). The checks between the parts (ledger_transfers_insert_check,
+// ledger_holds_insert_check) run at the end of the statement, when every part is written.
 constexpr char kWriteBatch[] = R"sql(
 WITH transfers AS (
   INSERT INTO ledger_transfers (
@@ -85,11 +86,15 @@ holds AS (
               ELSE timestamptz 'epoch' + expires_us * interval '1 microsecond' END,
          resolved
   FROM unnest($22::bigint[], $23::text[], $24::bigint[], $25::bigint[], $26::bigint[],
-              $27::bigint[], $28::bigint[], $29::bigint[], $30::boolean[])
-    AS t(id, program_id, debit, credit, amount, posted, released, expires_us, resolved)
-  ON CONFLICT (transfer_id) DO UPDATE
-    SET posted_fen = EXCLUDED.posted_fen, released_fen = EXCLUDED.released_fen,
-        resolved = EXCLUDED.resolved),
+              $27::bigint[], $28::bigint[], $29::bigint[], $30::boolean[], $40::boolean[])
+    AS t(id, program_id, debit, credit, amount, posted, released, expires_us, resolved, created)
+  WHERE created),
+hold_changes AS (
+  UPDATE ledger_holds h
+  SET posted_fen = t.posted, released_fen = t.released, resolved = t.resolved
+  FROM unnest($22::bigint[], $27::bigint[], $28::bigint[], $30::boolean[], $40::boolean[])
+    AS t(id, posted, released, resolved, created)
+  WHERE NOT t.created AND h.transfer_id = t.id),
 accounts AS (
   UPDATE ledger_accounts a
   SET debits_pending_fen = u.dp, debits_posted_fen = u.dpo,
@@ -376,6 +381,9 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
       bal[side * 4 + 2].push_back(sides[side]->credits_pending_fen);
       bal[side * 4 + 3].push_back(sides[side]->credits_posted_fen);
     }
+    // A fresh key needs no row of its own: the transfer's unique (request_scope, request_id)
+    // records it, and nobody submits it again.
+    if (options.fresh_keys) continue;
     k_scope.push_back(s.request_scope);
     k_request.push_back(s.request_id);
     k_hash.push_back(batch[row.index].request_hash);
@@ -383,9 +391,16 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
   }
   std::vector<int64_t> h_id, h_debit, h_credit, h_amount, h_posted, h_released, h_expires;
   std::vector<std::string> h_program;
-  std::vector<bool> h_resolved;
+  std::vector<bool> h_resolved, h_created;
+  std::set<int64_t> created_holds;
+  for (const Row& row : applied) {
+    if (batch[row.index].submission->transfer.kind == TransferKind::kHold) {
+      created_holds.insert(row.outcome.transfer_id);
+    }
+  }
   for (int64_t id : state.TouchedHoldIds()) {
     const HoldState* h = state.FindHold(id);
+    h_created.push_back(created_holds.contains(id));
     h_id.push_back(h->transfer_id);
     h_program.push_back(program_of[h->debit_account_id]);
     h_debit.push_back(h->debit_account_id);
@@ -430,7 +445,7 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
                  q(BigintArray(a_dpo)),      q(BigintArray(a_cp)),
                  q(BigintArray(a_cpo)),      q(TextArray(k_scope)),
                  q(TextArray(k_request)),    q(TextArray(k_hash)),
-                 q(TextArray(k_response))});
+                 q(TextArray(k_response)),   q(BoolArray(h_created))});
   const std::string extra = also ? also(decided) : std::string();
   if (options.commit_with_write) {
     pqxx::pipeline pipe(tx);

@@ -11,9 +11,11 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "storage/capacity_store.h"
 #include "storage/ledger_store.h"
@@ -861,6 +863,38 @@ TEST_F(RedemptionStoreTest, VerifyLedgerCatchesSettlementsThatDisagreeWithTheLed
   EXPECT_THAT(all, ::testing::HasSubstr(
                        "invariant 5: each redemption's credit hold posted exactly what its usage"));
   EXPECT_THAT(all, ::testing::HasSubstr("invariant 7: append-only triggers in place"));
+}
+
+TEST_F(RedemptionStoreTest, ACreditHoldIsRecordedByItsRedemptionAndNothingElseGoesUnrecorded) {
+  // A redemption's credit hold has no idempotency_keys row of its own: its key,
+  // "hold-<redemption id>", is recorded by the redemption (VerifyLedger's invariant 6 accepts it
+  // for exactly that redemption). Any other transfer without its key row is reported.
+  const int64_t id = Placed(1, 1, 1);
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM idempotency_keys WHERE request_id = 'hold-",
+                                id, "'")),
+            0);
+  ExpectLedgerVerifies();
+  {
+    pqxx::work tx(*conn_);
+    // The hold's key names another redemption, and an AWARD's key row is gone (as the table
+    // owner could do past the triggers).
+    tx.exec0("ALTER TABLE ledger_transfers DISABLE TRIGGER ledger_transfers_append_only");
+    tx.exec0("ALTER TABLE idempotency_keys DISABLE TRIGGER idempotency_keys_append_only");
+    tx.exec0(absl::StrCat("UPDATE ledger_transfers SET request_id = 'hold-", id + 1,
+                          "' WHERE request_id = 'hold-", id, "'"));
+    tx.exec0(
+        "DELETE FROM idempotency_keys k USING ledger_transfers t WHERE t.kind = 2 AND "
+        "k.scope = t.request_scope AND k.request_id = t.request_id AND t.id = (SELECT min(id) FROM "
+        "ledger_transfers WHERE kind = 2)");
+    tx.commit();
+  }
+  absl::StatusOr<LedgerVerification> v = VerifyLedger(*pool_);
+  ASSERT_THAT(v, IsOk());
+  int unrecorded = 0;
+  for (const std::string& line : v->violations) {
+    if (absl::StrContains(line, "every transfer has its idempotency record")) ++unrecorded;
+  }
+  EXPECT_EQ(unrecorded, 2) << absl::StrJoin(v->violations, "\n");
 }
 
 }  // namespace
