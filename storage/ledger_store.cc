@@ -300,14 +300,19 @@ constexpr Check kChecks[] = {
     {"invariant 6: each request id takes effect once",
      "SELECT request_scope || '/' || request_id, count(*)::text FROM ledger_transfers "
      "GROUP BY request_scope, request_id HAVING count(*) > 1"},
-    // A redemption's credit hold is recorded by the redemption itself: its key is
-    // "hold-<redemption id>", which only that redemption's batch ever uses.
+    // A redemption's credit hold is recorded by the redemption itself (its key is
+    // "hold-<redemption id>", which only that redemption's batch ever uses), and a usage
+    // record's POST or VOID by the usage record ("usage-<settlement seq>").
     {"invariant 6: every transfer has its idempotency record",
      "SELECT 'transfer ' || t.id, 'no idempotency record' FROM ledger_transfers t "
      "LEFT JOIN idempotency_keys k ON k.scope = t.request_scope AND k.request_id = t.request_id "
      "WHERE k.request_id IS NULL AND NOT EXISTS (SELECT 1 FROM redemptions r "
      "WHERE r.hold_transfer_id = t.id AND t.request_scope = 'system.redemption' "
-     "AND t.request_id = 'hold-' || r.id)"},
+     "AND t.request_id = 'hold-' || r.id) AND NOT EXISTS (SELECT 1 FROM usage_records u "
+     "WHERE u.post_transfer_id = t.id AND t.request_scope = 'system.redemption' "
+     "AND t.request_id = 'usage-' || u.seq) AND NOT EXISTS (SELECT 1 FROM usage_records u "
+     "WHERE u.release_transfer_id = t.id AND t.request_scope = 'system.redemption' "
+     "AND t.request_id = 'usage-' || u.seq)"},
     {"invariant 7: append-only triggers in place",
      "SELECT 'trigger ' || name, 'missing or disabled' FROM unnest(ARRAY["
      "'ledger_transfers_append_only', 'ledger_transfers_no_truncate', "

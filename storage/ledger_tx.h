@@ -30,6 +30,12 @@ inline constexpr char kLedgerAccountColumns[] =
     "id, flags, debits_pending_fen, debits_posted_fen, credits_pending_fen, credits_posted_fen, "
     "program_id";
 
+// The columns of a hold row as ApplyTransfersInTransaction reads them, for a caller that locks
+// the holds itself (LedgerTxOptions::locked_holds).
+inline constexpr char kLedgerHoldColumns[] =
+    "transfer_id, debit_account_id, credit_account_id, amount_fen, posted_fen, released_fen, "
+    "COALESCE((extract(epoch FROM expires_at) * 1000000)::bigint, 0), resolved";
+
 // Draws $1 new transfer ids. Drawn after the accounts of the transfers are locked, so that an
 // account's transfers number in the order they commit (VerifyLedger's invariant 8 and balances
 // at a time read an account's last transfer by id).
@@ -45,10 +51,17 @@ struct LedgerTxOptions {
   bool fresh_keys = false;
   // Rows whose first columns are kLedgerAccountColumns: every account the transfers touch,
   // locked by the caller (ORDER BY id FOR UPDATE, after its own earlier locks), and at least one
-  // new transfer id per transfer (kNextTransferIds, after those locks). Only for transfers
-  // without a pending_id. An account missing from the rows reads as ACCOUNT_NOT_FOUND.
+  // new transfer id per transfer (kNextTransferIds, after those locks). An account missing from
+  // the rows reads as ACCOUNT_NOT_FOUND.
   const pqxx::result* locked_accounts = nullptr;
   const std::vector<int64_t>* transfer_ids = nullptr;
+  // With locked_accounts, for transfers with a pending_id: rows of kLedgerHoldColumns, every
+  // hold the transfers name, locked by the caller before the accounts (ORDER BY transfer_id FOR
+  // UPDATE). A hold missing from the rows reads as HOLD_NOT_FOUND.
+  const pqxx::result* locked_holds = nullptr;
+  // If any transfer fails, write nothing (and call neither `also` nor COMMIT): the caller
+  // abandons the transaction.
+  bool all_or_nothing = false;
   // The write runs as the statement LedgerWriteStatement() registered on the connection's pool.
   bool prepared_write = false;
   // The caller began the transaction with a BEGIN of its own (on a pqxx::nontransaction): send

@@ -41,10 +41,13 @@ FROM idempotency_keys k
 JOIN unnest($1::text[], $2::text[]) AS q(scope, request_id)
   ON k.scope = q.scope AND k.request_id = q.request_id)sql";
 
-constexpr char kLockHolds[] = R"sql(
-SELECT transfer_id, debit_account_id, credit_account_id, amount_fen, posted_fen, released_fen,
-       COALESCE((extract(epoch FROM expires_at) * 1000000)::bigint, 0), resolved
-FROM ledger_holds WHERE transfer_id = ANY($1::bigint[]) ORDER BY transfer_id FOR UPDATE)sql";
+const std::string& LockHoldsSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("SELECT ", kLedgerHoldColumns,
+                                   " FROM ledger_holds WHERE transfer_id = ANY($1::bigint[]) "
+                                   "ORDER BY transfer_id FOR UPDATE"));
+  return *sql;
+}
 
 const std::string& LockAccountsSql() {
   static const std::string* sql = new std::string(
@@ -242,13 +245,16 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     if (t.credit_account_id > 0) account_ids.insert(t.credit_account_id);
   }
   policy::LedgerState state;
-  if (caller_locked && !hold_ids.empty()) {
-    for (auto& d : decided) d = absl::InternalError("locked accounts given for pending transfers");
+  if (caller_locked && !hold_ids.empty() && options.locked_holds == nullptr) {
+    for (auto& d : decided) d = absl::InternalError("locked accounts given without their holds");
     return decided;
   }
   if (!hold_ids.empty()) {
-    for (const pqxx::row& row :
-         tx.exec_params(kLockHolds, BigintArray({hold_ids.begin(), hold_ids.end()}))) {
+    const pqxx::result holds =
+        options.locked_holds != nullptr
+            ? *options.locked_holds
+            : tx.exec_params(LockHoldsSql(), BigintArray({hold_ids.begin(), hold_ids.end()}));
+    for (const pqxx::row& row : holds) {
       HoldState h;
       h.transfer_id = row[0].as<int64_t>();
       h.debit_account_id = row[1].as<int64_t>();
@@ -344,6 +350,11 @@ std::vector<absl::StatusOr<TransferResult>> ApplyTransfersInTransaction(
     decided[i] = TransferResult{outcome, absl::FromUnixMicros(now_us), false};
     batch_keys[key] = {batch[i].request_hash, i};
     applied.push_back({i, outcome});
+  }
+  if (options.all_or_nothing) {
+    for (const auto& d : decided) {
+      if (!d.ok()) return decided;  // nothing written, nothing committed
+    }
   }
   if (applied.empty()) {
     if (also) {

@@ -137,6 +137,37 @@ SELECT WHERE false)sql";
 constexpr char kLockRedemptions[] = R"sql(
 SELECT r.id FROM redemptions r WHERE r.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE)sql";
 
+// A usage batch's locks after its redemptions' ($1: their ids; $2: the month): the monthly
+// spend of their programs that limit it (made if new), their credit holds and the holds'
+// accounts.
+constexpr char kEnsureSpend[] = R"sql(
+INSERT INTO program_monthly_spend (program_id, month, limit_fen)
+SELECT p.id, $2::date, p.monthly_spend_limit_fen FROM programs p
+WHERE p.id IN (SELECT r.program_id FROM redemptions r WHERE r.id = ANY($1::bigint[]))
+  AND p.monthly_spend_limit_fen > 0
+ON CONFLICT ON CONSTRAINT program_monthly_spend_pkey DO NOTHING)sql";
+
+constexpr char kLockSpend[] = R"sql(
+SELECT s.program_id, s.limit_fen, s.spent_fen FROM program_monthly_spend s
+WHERE s.program_id IN (SELECT r.program_id FROM redemptions r WHERE r.id = ANY($1::bigint[]))
+  AND s.month = $2::date
+ORDER BY s.program_id FOR UPDATE)sql";
+
+constexpr char kLockUsageHolds[] = R"sql(
+SELECT %s FROM ledger_holds
+WHERE transfer_id IN (SELECT r.hold_transfer_id FROM redemptions r WHERE r.id = ANY($1::bigint[]))
+ORDER BY transfer_id FOR UPDATE)sql";
+
+constexpr char kLockUsageAccounts[] = R"sql(
+SELECT %s FROM ledger_accounts
+WHERE id IN (SELECT unnest(ARRAY[h.debit_account_id, h.credit_account_id])
+             FROM ledger_holds h JOIN redemptions r ON h.transfer_id = r.hold_transfer_id
+             WHERE r.id = ANY($1::bigint[]))
+ORDER BY id FOR UPDATE)sql";
+
+constexpr char kNextUsageSeqs[] =
+    "SELECT nextval('usage_record_seq') FROM generate_series(1, $1::int)";
+
 // A usage batch's writes in one round trip (its redemptions and spend rows are locked
 // meanwhile): the usage records ($1..$22), the redemptions' totals and states ($23..$28), the
 // programs' monthly spend ($29..$31) and the idempotency keys ($32..$35). The checks between
@@ -294,17 +325,9 @@ absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t
   return ParseRedemption(r[0]);
 }
 
-// `sql` with $1, $2, ... replaced by the quoted `params` (see InlineParams), for statements
-// sent together in one round trip.
-std::string Bind(pqxx::transaction_base& tx, const char* sql,
-                 const std::vector<std::string>& params) {
-  std::vector<std::string> quoted;
-  for (const std::string& p : params) quoted.push_back(tx.quote(p));
-  return InlineParams(sql, quoted);
-}
-
-// The statements of a compute batch, prepared on both pools' connections (RegisterPrepared)
-// and run by name: for short statements, parsing and planning cost more than running them.
+// The statements of the compute and usage batches, prepared on both pools' connections
+// (RegisterPrepared) and run by name: for short statements, parsing and planning cost more
+// than running them.
 constexpr char kComputeFindKeys[] = "vch_compute_find_keys";
 constexpr char kComputePrograms[] = "vch_compute_programs";
 constexpr char kComputePools[] = "vch_compute_pools";
@@ -314,8 +337,17 @@ constexpr char kComputeLockPools[] = "vch_compute_lock_pools";
 constexpr char kComputeLockAccounts[] = "vch_compute_lock_accounts";
 constexpr char kComputeTransferIds[] = "vch_compute_transfer_ids";
 constexpr char kComputeWrite[] = "vch_compute_write";
+// And a usage batch's (with kComputeFindKeys and kComputeTransferIds, the same queries).
+constexpr char kUsageLockRedemptions[] = "vch_usage_lock_redemptions";
+constexpr char kUsageRedemptions[] = "vch_usage_redemptions";
+constexpr char kUsageEnsureSpend[] = "vch_usage_ensure_spend";
+constexpr char kUsageLockSpend[] = "vch_usage_lock_spend";
+constexpr char kUsageLockHolds[] = "vch_usage_lock_holds";
+constexpr char kUsageLockAccounts[] = "vch_usage_lock_accounts";
+constexpr char kUsageSeqs[] = "vch_usage_seqs";
+constexpr char kUsageWrite[] = "vch_usage_write";
 
-std::vector<PreparedStatement> ComputeStatements() {
+std::vector<PreparedStatement> BatchStatements() {
   return {{kComputeFindKeys, kFindKeys},
           {kComputePrograms, kProgramsForCompute},
           {kComputePools, kPoolStatesSql},
@@ -326,6 +358,15 @@ std::vector<PreparedStatement> ComputeStatements() {
            absl::StrReplaceAll(kLockHoldAccounts, {{"%s", kLedgerAccountColumns}})},
           {kComputeTransferIds, kNextTransferIds},
           {kComputeWrite, kWritePlacements},
+          {kUsageLockRedemptions, kLockRedemptions},
+          {kUsageRedemptions, absl::StrCat(kRedemptionSelect, " WHERE r.id = ANY($1::bigint[])")},
+          {kUsageEnsureSpend, kEnsureSpend},
+          {kUsageLockSpend, kLockSpend},
+          {kUsageLockHolds, absl::StrReplaceAll(kLockUsageHolds, {{"%s", kLedgerHoldColumns}})},
+          {kUsageLockAccounts,
+           absl::StrReplaceAll(kLockUsageAccounts, {{"%s", kLedgerAccountColumns}})},
+          {kUsageSeqs, kNextUsageSeqs},
+          {kUsageWrite, kWriteSettlements},
           LedgerWriteStatement()};
 }
 
@@ -388,16 +429,7 @@ absl::Status StateError(const RedemptionRecord& r, absl::string_view reason,
 using StoredKeys =
     std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>;
 
-// The statement finding a batch's idempotency keys, and its result as StoredKeys.
-std::string FindKeysSql(pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
-  std::vector<std::string> scopes, ids;
-  for (const IdempotencyKey* k : keys) {
-    scopes.push_back(k->scope);
-    ids.push_back(k->request_id);
-  }
-  return Bind(tx, kFindKeys, {TextArray(scopes), TextArray(ids)});
-}
-
+// A batch's stored responses as found by kFindKeys.
 StoredKeys ParseKeys(const pqxx::result& rows) {
   StoredKeys out;
   for (const pqxx::row& row : rows) {
@@ -405,11 +437,6 @@ StoredKeys ParseKeys(const pqxx::result& rows) {
         row[2].as<std::string>(), absl::HexStringToBytes(row[3].as<std::string>())};
   }
   return out;
-}
-
-StoredKeys FindKeys(pqxx::dbtransaction& tx, const std::vector<const IdempotencyKey*>& keys) {
-  if (keys.empty()) return {};
-  return ParseKeys(tx.exec(FindKeysSql(tx, keys)));
 }
 
 absl::Status KeyReused(const std::string& request_id, absl::string_view reason) {
@@ -629,29 +656,34 @@ class RedemptionStore::Queue {
 
 // --- RequestCompute. ---
 
-// A compute batch's transaction on a pqxx::nontransaction: BEGIN goes with the batch's first
-// reads and COMMIT with its writes, two round trips fewer than a pqxx::work (one of them while
-// the batch holds its locks).
-struct ComputeBatchTx {
+// A batch's transaction on a pqxx::nontransaction: BEGIN goes with the batch's first reads and
+// COMMIT with its writes, two round trips fewer than a pqxx::work (one of them while the batch
+// holds its locks).
+struct BatchTx {
   bool commit_sent = false;
 };
 
 namespace {
 
-// Runs `body` as a ComputeBatchTx on a connection of `pool` and commits if the body did not.
+// Runs `body` as a BatchTx on a connection of `pool` and commits if the body did not; a body
+// that returns an error (before sending COMMIT) is rolled back and its error returned as is.
 // Retried like RunTransaction: deadlocks and serialization failures (ABORTED) up to 3 attempts, and
 // once a dead pooled connection or a statement prepared on it that is gone, unless the COMMIT was
 // sent; a connection that breaks after that is OUTCOME_UNKNOWN.
-absl::Status RunBatchTx(PgPool& pool,
-                        const std::function<void(pqxx::transaction_base&, ComputeBatchTx&)>& body) {
+absl::Status RunBatchTx(
+    PgPool& pool, const std::function<absl::Status(pqxx::transaction_base&, BatchTx&)>& body) {
   absl::Status last = absl::OkStatus();
   for (int attempt = 1; attempt <= 3; ++attempt) {
     absl::StatusOr<PgPool::Lease> lease = pool.Acquire();
     if (!lease.ok()) return lease.status();
-    ComputeBatchTx batch;
+    BatchTx batch;
     try {
       pqxx::nontransaction tx(lease->connection());
-      body(tx, batch);
+      absl::Status refused = body(tx, batch);
+      if (!refused.ok()) {
+        tx.exec0("ROLLBACK");
+        return refused;
+      }
       if (!batch.commit_sent) tx.exec0("COMMIT");
       return absl::OkStatus();
     } catch (const std::exception& e) {
@@ -729,13 +761,14 @@ void RedemptionStore::RequestComputeAsync(ComputeRequest request, Encoder<Comput
 
 void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
   auto run = [&](std::vector<ComputeOp*>& group) {
-    return RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, ComputeBatchTx& batch) {
+    return RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, BatchTx& batch) {
       for (ComputeOp* op : group) {
         op->requeue = false;
         op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
       ComputeInTx(tx, options_, true, group, options_.clock(), &batch);
+      return absl::OkStatus();
     });
   };
   absl::Status status = run(ops);
@@ -771,7 +804,7 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
 // this transaction (result = the encoded response, stored under the op's key if store_keys).
 void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
                                   bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
-                                  ComputeBatchTx* batch) {
+                                  BatchTx* batch) {
   std::vector<ComputeDecision> d(ops.size());
   // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next). The
   // keys, the programs with the callers' awards, the pools as they are now (unlocked) and the
@@ -1185,271 +1218,12 @@ struct UsageDecision {
 
 void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
   auto run = [&](std::vector<UsageOp*>& group) {
-    return RunTransaction(batch_pool_, [&](pqxx::dbtransaction& tx) -> absl::Status {
-      const absl::Time now = options_.clock();
-      std::vector<UsageDecision> d(group.size());
+    return RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, BatchTx& batch) {
       for (UsageOp* op : group) {
         op->requeue = false;
         op->result = absl::UnknownError("not decided");
       }
-      // 1. Lock the redemptions (in id order) before anything else.
-      std::set<int64_t> ids;
-      for (UsageOp* op : group) ids.insert(op->report.redemption_id);
-      tx.exec_params(kLockRedemptions, BigintArray({ids.begin(), ids.end()}));
-      // 2. The redemptions as they stand (locked above). A caller outside a redemption's
-      // datacenter learns nothing of it, not even from a stored answer.
-      std::map<int64_t, RedemptionRecord> redemptions;
-      for (const pqxx::row& r :
-           tx.exec_params(absl::StrCat(kRedemptionSelect, " WHERE r.id = ANY($1::bigint[])"),
-                          BigintArray({ids.begin(), ids.end()}))) {
-        RedemptionRecord rec = ParseRedemption(r);
-        redemptions[rec.id] = std::move(rec);
-      }
-      // 3. Replays, and one op per key per batch.
-      std::vector<IdempotencyKey> key_store;
-      for (UsageOp* op : group) key_store.push_back(UsageKey(op->report));
-      std::vector<const IdempotencyKey*> keys;
-      for (const IdempotencyKey& k : key_store) keys.push_back(&k);
-      const auto stored = FindKeys(tx, keys);
-      std::set<std::pair<std::string, std::string>> seen;
-      for (size_t i = 0; i < group.size(); ++i) {
-        const UsageReport& in = group[i]->report;
-        auto r = redemptions.find(in.redemption_id);
-        if (r == redemptions.end() ||
-            (!in.datacenter_scope.empty() && r->second.datacenter_id != in.datacenter_scope)) {
-          group[i]->result =
-              DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
-                          absl::StrCat("redemption ", in.redemption_id, " not found"));
-          continue;
-        }
-        const IdempotencyKey& k = key_store[i];
-        auto it = stored.find({k.scope, k.request_id});
-        if (it != stored.end()) {
-          group[i]->result = it->second.first == k.request_hash
-                                 ? absl::StatusOr<std::string>(it->second.second)
-                                 : KeyReused(k.request_id, "USAGE_ID_REUSED");
-          continue;
-        }
-        if (!seen.insert({k.scope, k.request_id}).second) {
-          group[i]->requeue = true;
-          continue;
-        }
-        d[i].active = true;
-      }
-      // 4. Monthly spend of the programs that limit it, locked in program order.
-      const absl::CivilMonth month = absl::CivilMonth(absl::ToCivilSecond(now, kChinaTime));
-      const std::string month_text = absl::FormatCivilTime(absl::CivilDay(month));
-      std::set<std::string> programs;
-      for (const auto& [id, r] : redemptions) programs.insert(r.program_id);
-      std::map<std::string, std::pair<int64_t, int64_t>> spend;  // limit, spent
-      if (!programs.empty()) {
-        std::vector<std::string> p_ids(programs.begin(), programs.end());
-        tx.exec_params0(
-            "INSERT INTO program_monthly_spend (program_id, month, limit_fen) "
-            "SELECT id, $2::date, monthly_spend_limit_fen FROM programs "
-            "WHERE id = ANY($1::text[]) AND monthly_spend_limit_fen > 0 "
-            "ON CONFLICT ON CONSTRAINT program_monthly_spend_pkey DO NOTHING",
-            TextArray(p_ids), month_text);
-        for (const pqxx::row& r :
-             tx.exec_params("SELECT program_id, limit_fen, spent_fen FROM program_monthly_spend "
-                            "WHERE program_id = ANY($1::text[]) AND month = $2::date "
-                            "ORDER BY program_id FOR UPDATE",
-                            TextArray(p_ids), month_text)) {
-          spend[r[0].as<std::string>()] = {r[1].as<int64_t>(), r[2].as<int64_t>()};
-        }
-      }
-      // 5. Settle in order, each record seeing the ones before it.
-      std::vector<TransferSubmission> transfers;
-      std::vector<int64_t> seqs;
-      {
-        int n = 0;
-        for (const UsageDecision& x : d) n += x.active ? 1 : 0;
-        if (n > 0) {
-          for (const pqxx::row& r : tx.exec_params(
-                   "SELECT nextval('usage_record_seq') FROM generate_series(1, $1::int)", n)) {
-            seqs.push_back(r[0].as<int64_t>());
-          }
-        }
-      }
-      transfers.reserve(2 * seqs.size());
-      size_t next_seq = 0;
-      std::set<int64_t> touched;
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (!d[i].active) continue;
-        const UsageReport& in = group[i]->report;
-        auto fail = [&](absl::Status s) {
-          d[i].active = false;
-          group[i]->result = std::move(s);
-        };
-        auto it = redemptions.find(in.redemption_id);  // present and in scope: checked above
-        RedemptionRecord& r = it->second;
-        if (r.state == RedemptionState::kPlaced) {
-          fail(StateError(r, "REDEMPTION_NOT_CONFIRMED", "usage needs a confirmed placement"));
-          continue;
-        }
-        if (r.state == RedemptionState::kSettled) {
-          fail(StateError(r, "REDEMPTION_SETTLED", "its final usage record was already settled"));
-          continue;
-        }
-        if (r.state != RedemptionState::kConfirmed && r.state != RedemptionState::kActive) {
-          fail(StateError(r, "REDEMPTION_NOT_ACTIVE", "it takes no usage"));
-          continue;
-        }
-        int64_t room = -1;
-        auto sp = spend.find(r.program_id);
-        if (sp != spend.end()) room = sp->second.first - sp->second.second;
-        absl::StatusOr<policy::UsageSettlement> s =
-            policy::SettleUsage({.gpu_seconds = in.gpu_seconds,
-                                 .price_fen_per_gpu_hour = r.price_fen_per_gpu_hour,
-                                 .ratio_bps = r.ratio_bps,
-                                 .remaining_hold_fen = r.remaining_hold_fen,
-                                 .monthly_room_fen = room,
-                                 .final = in.final});
-        if (!s.ok()) {
-          fail(s.status());
-          continue;
-        }
-        absl::StatusOr<int64_t> billed = policy::CheckedAddFen(r.billed_fen, s->bill_fen);
-        absl::StatusOr<int64_t> seconds = policy::CheckedAddFen(r.gpu_seconds, in.gpu_seconds);
-        if (!billed.ok() || !seconds.ok()) {
-          fail(!billed.ok() ? billed.status() : seconds.status());
-          continue;
-        }
-        UsageRecord& u = d[i].outcome.usage;
-        u.redemption_id = r.id;
-        u.usage_id = in.usage_id;
-        u.seq = seqs[next_seq++];
-        u.program_id = r.program_id;
-        u.uscc = r.uscc;
-        u.datacenter_id = r.datacenter_id;
-        u.pool_id = r.pool_id;
-        u.gpu_seconds = in.gpu_seconds;
-        u.start = in.start;
-        u.end = in.end;
-        u.final = in.final;
-        u.price_fen_per_gpu_hour = r.price_fen_per_gpu_hour;
-        u.ratio_bps = r.ratio_bps;
-        u.bill_fen = s->bill_fen;
-        u.subsidy_fen = s->subsidy_fen;
-        u.copay_fen = s->copay_fen;
-        u.capped_by = s->capped_by;
-        u.settled_at = now;
-        if (s->subsidy_fen > 0) {
-          TransferSubmission t;
-          t.request_scope = kSystemScope;
-          t.request_id = absl::StrCat("usage-", u.seq);
-          t.transfer.kind = TransferKind::kPost;
-          t.transfer.pending_id = r.hold_transfer_id;
-          t.transfer.amount_fen = s->subsidy_fen;
-          // The final record's POST closes the hold, releasing what it does not post.
-          t.transfer.keep_open = !in.final;
-          t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"usage_seq":)", u.seq, "}");
-          d[i].post_index = transfers.size();
-          if (in.final && s->released_fen > 0) d[i].release_index = transfers.size();
-          transfers.push_back(std::move(t));
-        } else if (in.final && s->released_fen > 0) {
-          TransferSubmission t;
-          t.request_scope = kSystemScope;
-          t.request_id = absl::StrCat("void-", r.id);
-          t.transfer.kind = TransferKind::kVoid;
-          t.transfer.pending_id = r.hold_transfer_id;
-          t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"why":"final usage"})");
-          d[i].release_index = transfers.size();
-          transfers.push_back(std::move(t));
-        }
-        r.remaining_hold_fen = s->remaining_after_fen;
-        r.gpu_seconds = *seconds;
-        r.billed_fen = *billed;
-        r.subsidy_fen += s->subsidy_fen;
-        r.usage_records += 1;
-        r.state = in.final ? RedemptionState::kSettled : RedemptionState::kActive;
-        r.updated_at = now;
-        if (sp != spend.end()) sp->second.second += s->subsidy_fen;
-        touched.insert(r.id);
-        d[i].outcome.redemption = r;
-      }
-      if (touched.empty()) return absl::OkStatus();
-      // 6. The ledger: POSTs and VOIDs in order. They were computed within what remains, so a
-      // refusal here means the batch's view was wrong: fail the batch (each op then runs alone).
-      std::vector<PendingTransfer> pending;
-      for (const TransferSubmission& t : transfers) pending.push_back({&t, TransferRequestHash(t)});
-      std::vector<absl::StatusOr<TransferResult>> done =
-          ApplyTransfersInTransaction(tx, pending, absl::ToUnixMicros(now));
-      for (const auto& r : done) {
-        if (!r.ok()) return r.status();
-      }
-      // 7. Writes: usage records, redemption totals, monthly spend, idempotency keys.
-      std::vector<int64_t> u_rid, u_seq, u_style, u_gs, u_start, u_end, u_price, u_ratio, u_bill,
-          u_sub, u_copay, u_capped, u_post, u_release;
-      std::vector<std::string> u_id, u_program, u_issuer, u_uscc, u_dc, u_hash, k_scope, k_request,
-          k_hash, k_response;
-      std::vector<bool> u_final;
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (!d[i].active) continue;
-        UsageRecord& u = d[i].outcome.usage;
-        const RedemptionRecord& r = redemptions[u.redemption_id];
-        if (d[i].post_index != SIZE_MAX) {
-          u.post_transfer_id = done[d[i].post_index]->outcome.transfer_id;
-        }
-        if (d[i].release_index != SIZE_MAX) {
-          u.release_transfer_id = done[d[i].release_index]->outcome.transfer_id;
-        }
-        u_rid.push_back(u.redemption_id);
-        u_id.push_back(u.usage_id);
-        u_seq.push_back(u.seq);
-        u_program.push_back(u.program_id);
-        u_issuer.push_back(r.issuer_id);
-        u_uscc.push_back(u.uscc);
-        u_dc.push_back(u.datacenter_id);
-        u_style.push_back(static_cast<int>(r.style));
-        u_gs.push_back(u.gpu_seconds);
-        u_start.push_back(absl::ToUnixMicros(u.start));
-        u_end.push_back(absl::ToUnixMicros(u.end));
-        u_final.push_back(u.final);
-        u_price.push_back(u.price_fen_per_gpu_hour);
-        u_ratio.push_back(u.ratio_bps);
-        u_bill.push_back(u.bill_fen);
-        u_sub.push_back(u.subsidy_fen);
-        u_copay.push_back(u.copay_fen);
-        u_capped.push_back(static_cast<int>(u.capped_by));
-        u_post.push_back(u.post_transfer_id);
-        u_release.push_back(u.release_transfer_id);
-        u_hash.push_back(group[i]->report.request_hash);
-        std::string response = (*group[i]->encode)(d[i].outcome);
-        const IdempotencyKey& k = key_store[i];
-        k_scope.push_back(k.scope);
-        k_request.push_back(k.request_id);
-        k_hash.push_back(k.request_hash);
-        k_response.push_back(HexOf(response));
-        group[i]->result = std::move(response);
-      }
-      std::vector<int64_t> t_id, t_state, t_gs, t_billed, t_sub, t_records;
-      for (int64_t id : touched) {
-        const RedemptionRecord& r = redemptions[id];
-        t_id.push_back(id);
-        t_state.push_back(static_cast<int>(r.state));
-        t_gs.push_back(r.gpu_seconds);
-        t_billed.push_back(r.billed_fen);
-        t_sub.push_back(r.subsidy_fen);
-        t_records.push_back(r.usage_records);
-      }
-      std::vector<std::string> s_program;
-      std::vector<int64_t> s_spent;
-      for (const auto& [program, ls] : spend) {
-        s_program.push_back(program);
-        s_spent.push_back(ls.second);
-      }
-      tx.exec_params0(
-          kWriteSettlements, BigintArray(u_rid), TextArray(u_id), BigintArray(u_seq),
-          TextArray(u_program), TextArray(u_issuer), TextArray(u_uscc), TextArray(u_dc),
-          BigintArray(u_style), BigintArray(u_gs), BigintArray(u_start), BigintArray(u_end),
-          BoolArray(u_final), BigintArray(u_price), BigintArray(u_ratio), BigintArray(u_bill),
-          BigintArray(u_sub), BigintArray(u_copay), BigintArray(u_capped), BigintArray(u_post),
-          BigintArray(u_release), TextArray(u_hash), absl::ToUnixMicros(now), BigintArray(t_id),
-          BigintArray(t_state), BigintArray(t_gs), BigintArray(t_billed), BigintArray(t_sub),
-          BigintArray(t_records), TextArray(s_program), BigintArray(s_spent), month_text,
-          TextArray(k_scope), TextArray(k_request), TextArray(k_hash), TextArray(k_response));
-      return absl::OkStatus();
+      return UsageInTx(tx, group, options_.clock(), batch);
     });
   };
   absl::Status status = run(ops);
@@ -1459,6 +1233,7 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
     ops[0]->result = status;
     return;
   }
+  // The batch failed as a whole: run each report alone so that it fails by itself.
   for (UsageOp* op : ops) {
     std::vector<UsageOp*> one{op};
     absl::Status alone = run(one);
@@ -1467,6 +1242,302 @@ void RedemptionStore::ExecuteUsageBatch(std::vector<UsageOp*>& ops) {
       op->result = alone;
     }
   }
+}
+
+// Settles `ops` in two round trips: BEGIN with every lock and read (redemptions, then the
+// programs' monthly spend, the keys, the holds and their accounts, in the global lock order) and
+// the ids; then, decided in memory, the ledger's and the settlements' writes with COMMIT. A
+// transfer the ledger refuses fails the batch (its view was wrong): the caller runs each report
+// alone.
+absl::Status RedemptionStore::UsageInTx(pqxx::transaction_base& tx, std::vector<UsageOp*>& ops,
+                                        absl::Time now, BatchTx& batch) {
+  std::vector<UsageDecision> d(ops.size());
+  std::set<int64_t> ids;
+  std::vector<IdempotencyKey> key_store;
+  std::vector<std::string> scopes, key_ids;
+  for (UsageOp* op : ops) {
+    ids.insert(op->report.redemption_id);
+    key_store.push_back(UsageKey(op->report));
+    scopes.push_back(key_store.back().scope);
+    key_ids.push_back(key_store.back().request_id);
+  }
+  const absl::CivilMonth month = absl::CivilMonth(absl::ToCivilSecond(now, kChinaTime));
+  const std::string month_text = absl::FormatCivilTime(absl::CivilDay(month));
+  const std::string id_array = BigintArray({ids.begin(), ids.end()});
+  const std::string count = absl::StrCat(ops.size());
+  pqxx::result redemption_rows, key_rows, spend_rows, hold_rows, account_rows, seq_rows,
+      transfer_id_rows;
+  {
+    pqxx::pipeline pipe(tx);
+    pipe.retain(10);
+    pipe.insert("BEGIN");
+    // Each statement takes its snapshot after the one before it: the redemptions are read
+    // after they are locked (their holds change only under their lock).
+    const auto lock = pipe.insert(BindPrepared(tx, kUsageLockRedemptions, {id_array}));
+    const auto read = pipe.insert(BindPrepared(tx, kUsageRedemptions, {id_array}));
+    const auto keys =
+        pipe.insert(BindPrepared(tx, kComputeFindKeys, {TextArray(scopes), TextArray(key_ids)}));
+    const auto ensure = pipe.insert(BindPrepared(tx, kUsageEnsureSpend, {id_array, month_text}));
+    const auto spend = pipe.insert(BindPrepared(tx, kUsageLockSpend, {id_array, month_text}));
+    const auto holds = pipe.insert(BindPrepared(tx, kUsageLockHolds, {id_array}));
+    const auto accounts = pipe.insert(BindPrepared(tx, kUsageLockAccounts, {id_array}));
+    const auto seqs = pipe.insert(ExecutePrepared(kUsageSeqs, {count}));
+    const auto transfer_ids = pipe.insert(ExecutePrepared(kComputeTransferIds, {count}));
+    pipe.retrieve(lock);
+    redemption_rows = pipe.retrieve(read);
+    key_rows = pipe.retrieve(keys);
+    pipe.retrieve(ensure);
+    spend_rows = pipe.retrieve(spend);
+    hold_rows = pipe.retrieve(holds);
+    account_rows = pipe.retrieve(accounts);
+    seq_rows = pipe.retrieve(seqs);
+    transfer_id_rows = pipe.retrieve(transfer_ids);
+  }
+  std::map<int64_t, RedemptionRecord> redemptions;
+  for (const pqxx::row& r : redemption_rows) {
+    RedemptionRecord rec = ParseRedemption(r);
+    redemptions[rec.id] = std::move(rec);
+  }
+  const StoredKeys stored = ParseKeys(key_rows);
+  std::map<std::string, std::pair<int64_t, int64_t>> spend;  // limit, spent
+  for (const pqxx::row& r : spend_rows) {
+    spend[r[0].as<std::string>()] = {r[1].as<int64_t>(), r[2].as<int64_t>()};
+  }
+  std::vector<int64_t> seqs, transfer_ids;
+  for (const pqxx::row& r : seq_rows) seqs.push_back(r[0].as<int64_t>());
+  for (const pqxx::row& r : transfer_id_rows) transfer_ids.push_back(r[0].as<int64_t>());
+
+  // Replays, and one op per key per batch. A caller outside a redemption's datacenter learns
+  // nothing of it, not even from a stored answer.
+  std::set<std::pair<std::string, std::string>> seen;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const UsageReport& in = ops[i]->report;
+    auto r = redemptions.find(in.redemption_id);
+    if (r == redemptions.end() ||
+        (!in.datacenter_scope.empty() && r->second.datacenter_id != in.datacenter_scope)) {
+      ops[i]->result = DomainError(absl::StatusCode::kNotFound, "REDEMPTION_NOT_FOUND",
+                                   absl::StrCat("redemption ", in.redemption_id, " not found"));
+      continue;
+    }
+    const IdempotencyKey& k = key_store[i];
+    auto it = stored.find({k.scope, k.request_id});
+    if (it != stored.end()) {
+      ops[i]->result = it->second.first == k.request_hash
+                           ? absl::StatusOr<std::string>(it->second.second)
+                           : KeyReused(k.request_id, "USAGE_ID_REUSED");
+      continue;
+    }
+    if (!seen.insert({k.scope, k.request_id}).second) {
+      ops[i]->requeue = true;
+      continue;
+    }
+    d[i].active = true;
+  }
+
+  // Settle in order, each record seeing the ones before it. Each record makes at most one
+  // transfer (a POST of its subsidy, the final one closing the hold; or, for a final record
+  // without subsidy, a VOID of what remains), keyed by its fresh settlement sequence number.
+  std::vector<TransferSubmission> transfers;
+  transfers.reserve(ops.size());
+  size_t next_seq = 0;
+  std::set<int64_t> touched;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!d[i].active) continue;
+    const UsageReport& in = ops[i]->report;
+    auto fail = [&](absl::Status s) {
+      d[i].active = false;
+      ops[i]->result = std::move(s);
+    };
+    RedemptionRecord& r = redemptions.find(in.redemption_id)->second;  // present: checked above
+    if (r.state == RedemptionState::kPlaced) {
+      fail(StateError(r, "REDEMPTION_NOT_CONFIRMED", "usage needs a confirmed placement"));
+      continue;
+    }
+    if (r.state == RedemptionState::kSettled) {
+      fail(StateError(r, "REDEMPTION_SETTLED", "its final usage record was already settled"));
+      continue;
+    }
+    if (r.state != RedemptionState::kConfirmed && r.state != RedemptionState::kActive) {
+      fail(StateError(r, "REDEMPTION_NOT_ACTIVE", "it takes no usage"));
+      continue;
+    }
+    int64_t room = -1;
+    auto sp = spend.find(r.program_id);
+    if (sp != spend.end()) room = sp->second.first - sp->second.second;
+    absl::StatusOr<policy::UsageSettlement> s =
+        policy::SettleUsage({.gpu_seconds = in.gpu_seconds,
+                             .price_fen_per_gpu_hour = r.price_fen_per_gpu_hour,
+                             .ratio_bps = r.ratio_bps,
+                             .remaining_hold_fen = r.remaining_hold_fen,
+                             .monthly_room_fen = room,
+                             .final = in.final});
+    if (!s.ok()) {
+      fail(s.status());
+      continue;
+    }
+    absl::StatusOr<int64_t> billed = policy::CheckedAddFen(r.billed_fen, s->bill_fen);
+    absl::StatusOr<int64_t> seconds = policy::CheckedAddFen(r.gpu_seconds, in.gpu_seconds);
+    if (!billed.ok() || !seconds.ok()) {
+      fail(!billed.ok() ? billed.status() : seconds.status());
+      continue;
+    }
+    UsageRecord& u = d[i].outcome.usage;
+    u.redemption_id = r.id;
+    u.usage_id = in.usage_id;
+    u.seq = seqs[next_seq++];
+    u.program_id = r.program_id;
+    u.uscc = r.uscc;
+    u.datacenter_id = r.datacenter_id;
+    u.pool_id = r.pool_id;
+    u.gpu_seconds = in.gpu_seconds;
+    u.start = in.start;
+    u.end = in.end;
+    u.final = in.final;
+    u.price_fen_per_gpu_hour = r.price_fen_per_gpu_hour;
+    u.ratio_bps = r.ratio_bps;
+    u.bill_fen = s->bill_fen;
+    u.subsidy_fen = s->subsidy_fen;
+    u.copay_fen = s->copay_fen;
+    u.capped_by = s->capped_by;
+    u.settled_at = now;
+    const bool post = s->subsidy_fen > 0;
+    const bool release = in.final && s->released_fen > 0;
+    if (post || release) {
+      TransferSubmission t;
+      t.request_scope = kSystemScope;
+      t.request_id = absl::StrCat("usage-", u.seq);
+      t.transfer.pending_id = r.hold_transfer_id;
+      if (post) {
+        t.transfer.kind = TransferKind::kPost;
+        t.transfer.amount_fen = s->subsidy_fen;
+        // The final record's POST closes the hold, releasing what it does not post.
+        t.transfer.keep_open = !in.final;
+        t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"usage_seq":)", u.seq, "}");
+        d[i].post_index = transfers.size();
+      } else {
+        t.transfer.kind = TransferKind::kVoid;
+        t.metadata_json = absl::StrCat(R"({"redemption":)", r.id, R"(,"usage_seq":)", u.seq,
+                                       R"(,"why":"final usage"})");
+      }
+      if (release) d[i].release_index = transfers.size();
+      transfers.push_back(std::move(t));
+    }
+    r.remaining_hold_fen = s->remaining_after_fen;
+    r.gpu_seconds = *seconds;
+    r.billed_fen = *billed;
+    r.subsidy_fen += s->subsidy_fen;
+    r.usage_records += 1;
+    r.state = in.final ? RedemptionState::kSettled : RedemptionState::kActive;
+    r.updated_at = now;
+    if (sp != spend.end()) sp->second.second += s->subsidy_fen;
+    touched.insert(r.id);
+    d[i].outcome.redemption = r;
+  }
+  if (touched.empty()) return absl::OkStatus();
+
+  // The ledger's POSTs and VOIDs, then with its writes (and COMMIT) in the same round trip the
+  // usage records, the redemptions' totals, the monthly spend and the keys.
+  std::vector<PendingTransfer> pending;
+  for (const TransferSubmission& t : transfers) pending.push_back({&t, TransferRequestHash(t)});
+  auto write_settlements = [&](const std::vector<absl::StatusOr<TransferResult>>& done) {
+    std::vector<int64_t> u_rid, u_seq, u_style, u_gs, u_start, u_end, u_price, u_ratio, u_bill,
+        u_sub, u_copay, u_capped, u_post, u_release;
+    std::vector<std::string> u_id, u_program, u_issuer, u_uscc, u_dc, u_hash, k_scope, k_request,
+        k_hash, k_response;
+    std::vector<bool> u_final;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (!d[i].active) continue;
+      UsageRecord& u = d[i].outcome.usage;
+      const RedemptionRecord& r = redemptions[u.redemption_id];
+      if (d[i].post_index != SIZE_MAX) {
+        u.post_transfer_id = done[d[i].post_index]->outcome.transfer_id;
+      }
+      if (d[i].release_index != SIZE_MAX) {
+        u.release_transfer_id = done[d[i].release_index]->outcome.transfer_id;
+      }
+      u_rid.push_back(u.redemption_id);
+      u_id.push_back(u.usage_id);
+      u_seq.push_back(u.seq);
+      u_program.push_back(u.program_id);
+      u_issuer.push_back(r.issuer_id);
+      u_uscc.push_back(u.uscc);
+      u_dc.push_back(u.datacenter_id);
+      u_style.push_back(static_cast<int>(r.style));
+      u_gs.push_back(u.gpu_seconds);
+      u_start.push_back(absl::ToUnixMicros(u.start));
+      u_end.push_back(absl::ToUnixMicros(u.end));
+      u_final.push_back(u.final);
+      u_price.push_back(u.price_fen_per_gpu_hour);
+      u_ratio.push_back(u.ratio_bps);
+      u_bill.push_back(u.bill_fen);
+      u_sub.push_back(u.subsidy_fen);
+      u_copay.push_back(u.copay_fen);
+      u_capped.push_back(static_cast<int>(u.capped_by));
+      u_post.push_back(u.post_transfer_id);
+      u_release.push_back(u.release_transfer_id);
+      u_hash.push_back(ops[i]->report.request_hash);
+      std::string response = (*ops[i]->encode)(d[i].outcome);
+      const IdempotencyKey& k = key_store[i];
+      k_scope.push_back(k.scope);
+      k_request.push_back(k.request_id);
+      k_hash.push_back(k.request_hash);
+      k_response.push_back(HexOf(response));
+      ops[i]->result = std::move(response);
+    }
+    std::vector<int64_t> t_id, t_state, t_gs, t_billed, t_sub, t_records;
+    for (int64_t id : touched) {
+      const RedemptionRecord& r = redemptions[id];
+      t_id.push_back(id);
+      t_state.push_back(static_cast<int>(r.state));
+      t_gs.push_back(r.gpu_seconds);
+      t_billed.push_back(r.billed_fen);
+      t_sub.push_back(r.subsidy_fen);
+      t_records.push_back(r.usage_records);
+    }
+    std::vector<std::string> s_program;
+    std::vector<int64_t> s_spent;
+    for (const auto& [program, ls] : spend) {
+      s_program.push_back(program);
+      s_spent.push_back(ls.second);
+    }
+    auto q = [&tx](const std::string& array) { return tx.quote(array); };
+    return ExecutePrepared(kUsageWrite,
+                           {q(BigintArray(u_rid)),   q(TextArray(u_id)),
+                            q(BigintArray(u_seq)),   q(TextArray(u_program)),
+                            q(TextArray(u_issuer)),  q(TextArray(u_uscc)),
+                            q(TextArray(u_dc)),      q(BigintArray(u_style)),
+                            q(BigintArray(u_gs)),    q(BigintArray(u_start)),
+                            q(BigintArray(u_end)),   q(BoolArray(u_final)),
+                            q(BigintArray(u_price)), q(BigintArray(u_ratio)),
+                            q(BigintArray(u_bill)),  q(BigintArray(u_sub)),
+                            q(BigintArray(u_copay)), q(BigintArray(u_capped)),
+                            q(BigintArray(u_post)),  q(BigintArray(u_release)),
+                            q(TextArray(u_hash)),    absl::StrCat(absl::ToUnixMicros(now)),
+                            q(BigintArray(t_id)),    q(BigintArray(t_state)),
+                            q(BigintArray(t_gs)),    q(BigintArray(t_billed)),
+                            q(BigintArray(t_sub)),   q(BigintArray(t_records)),
+                            q(TextArray(s_program)), q(BigintArray(s_spent)),
+                            tx.quote(month_text),    q(TextArray(k_scope)),
+                            q(TextArray(k_request)), q(TextArray(k_hash)),
+                            q(TextArray(k_response))});
+  };
+  LedgerTxOptions ledger_options;
+  ledger_options.fresh_keys = true;  // "usage-<seq>", the seq drawn above
+  ledger_options.locked_accounts = &account_rows;
+  ledger_options.locked_holds = &hold_rows;
+  ledger_options.transfer_ids = &transfer_ids;
+  ledger_options.prepared_write = true;
+  ledger_options.all_or_nothing = true;
+  ledger_options.commit_with_write = true;
+  ledger_options.committed = &batch.commit_sent;
+  std::vector<absl::StatusOr<TransferResult>> done = ApplyTransfersInTransaction(
+      tx, pending, absl::ToUnixMicros(now), write_settlements, ledger_options);
+  // (Without transfers, only zero-subsidy records, the ledger sends the settlements alone and
+  // RunBatchTx commits.)
+  for (const auto& r : done) {
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
 }
 
 // --- Construction. ---
@@ -1479,7 +1550,7 @@ RedemptionStore::RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOpt
         };
         return std::move(options);
       }()) {
-  for (const PreparedStatement& statement : ComputeStatements()) {
+  for (const PreparedStatement& statement : BatchStatements()) {
     pool_.RegisterPrepared(statement);
     batch_pool_.RegisterPrepared(statement);
   }

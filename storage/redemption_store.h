@@ -207,7 +207,7 @@ struct RedemptionOptions {
 };
 
 // A compute batch's own transaction control (redemption_store.cc).
-struct ComputeBatchTx;
+struct BatchTx;
 
 class RedemptionStore {
  public:
@@ -310,8 +310,10 @@ class RedemptionStore {
   // nontransaction and BEGIN and COMMIT travel with the first reads and the writes.
   static void ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
                           bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
-                          ComputeBatchTx* batch = nullptr);
+                          BatchTx* batch = nullptr);
   void ExecuteUsageBatch(std::vector<UsageOp*>& ops);
+  absl::Status UsageInTx(pqxx::transaction_base& tx, std::vector<UsageOp*>& ops, absl::Time now,
+                         BatchTx& batch);
 
   PgPool& pool_;
   PgPool& batch_pool_;
