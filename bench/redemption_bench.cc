@@ -897,7 +897,7 @@ int RunOpen(const Options& options, uint64_t seed) {
     const Target t = PickTarget(options, rng);
     StartCall(stubs[k % stubs.size()]->async(), &v1::RedemptionService::Stub::async::RequestCompute,
               absl::StrCat("ENTERPRISE:", EnterpriseUscc(t.enterprise)),
-              ComputeRequest(t, absl::StrCat(run_id, "-", k), 1, 1),
+              ComputeRequest(t, absl::StrCat(run_id, "-t0-", k), 1, 1),
               std::function<std::string(const grpc::Status&, const v1::RequestComputeResponse&)>(
                   [t](const grpc::Status& status, const v1::RequestComputeResponse& resp) {
                     if (!status.ok()) return absl::StrCat("RequestCompute ", Describe(status));
@@ -927,11 +927,40 @@ int RunOpen(const Options& options, uint64_t seed) {
   in_flight.WaitBelow(1);
   std::vector<int64_t> all, all_lags;
   int64_t ok_total = 0;
+  // Latency by 500 ms window of due time: whether the slow calls come together (a stall) or
+  // are spread over the run (queueing).
+  std::map<int64_t, std::vector<int64_t>> windows;
   for (int64_t k = 0; k < sent_count; ++k) {
     ok_total += ok[k];
     if (ok[k] == 0 || due_of(k) < measure_start) continue;
     all.push_back(latency_us[k]);
     all_lags.push_back(lag_us[k]);
+    windows[std::chrono::duration_cast<std::chrono::milliseconds>(due_of(k) - measure_start)
+                .count() /
+            500]
+        .push_back(latency_us[k]);
+  }
+  {
+    std::vector<std::pair<double, int64_t>> worst;  // (max ms, window)
+    for (auto& [w, lat] : windows) {
+      std::sort(lat.begin(), lat.end());
+      worst.push_back({static_cast<double>(lat.back()) / 1000.0, w});
+    }
+    std::sort(worst.rbegin(), worst.rend());
+    std::string line = "slowest 500 ms windows (start s: p50/p99/max ms):";
+    for (size_t i = 0; i < worst.size() && i < 5; ++i) {
+      const std::vector<int64_t>& lat = windows[worst[i].second];
+      absl::StrAppend(&line,
+                      absl::StrFormat(" %.1f: %.1f/%.1f/%.1f", worst[i].second * 0.5,
+                                      Percentile(lat, 0.5), Percentile(lat, 0.99), worst[i].first));
+    }
+    if (!worst.empty()) {
+      std::vector<double> maxima;
+      for (const auto& [m, w] : worst) maxima.push_back(m);
+      absl::StrAppend(&line,
+                      absl::StrFormat("; median window max %.1f ms", maxima[maxima.size() / 2]));
+    }
+    std::printf("%s\n", line.c_str());
   }
   std::sort(all.begin(), all.end());
   std::sort(all_lags.begin(), all_lags.end());

@@ -122,7 +122,7 @@ int RunServe(const VchdConfig& config) {
         "no --voucher-key-file: vouchers are signed with a key made for this run",
         {{"key_id", (*signer)->key_id()}});
   }
-  // Redemptions batch on connections of their own: two writers per hot path.
+  // Redemptions batch on connections of their own: one writer per hot path (and a spare each).
   absl::StatusOr<std::unique_ptr<storage::PgPool>> redemption_pool = storage::PgPool::Create(
       {.dsn = config.dsn, .size = 4, .application_name = "vchd-redemption"});
   if (!redemption_pool.ok()) return Fail(redemption_pool.status().message());

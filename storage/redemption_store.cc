@@ -47,19 +47,23 @@ constexpr char kScopeClause[] =
     " ($2 = '' OR r.uscc = $2) AND ($3 = '' OR r.datacenter_id = $3) AND "
     "($4 = '' OR r.issuer_id = $4)";
 
+// The batch statements below look rows of big tables up by key one by one (LATERAL ... LIMIT
+// 1): a plan cached for the connection's life must not become a hash join over a whole table
+// that was small when the plan was made.
 constexpr char kFindKeys[] = R"sql(
 SELECT k.scope, k.request_id, k.request_hash, encode(k.response, 'hex')
-FROM idempotency_keys k
-JOIN unnest($1::text[], $2::text[]) AS q(scope, request_id)
-  ON k.scope = q.scope AND k.request_id = q.request_id)sql";
+FROM unnest($1::text[], $2::text[]) AS q(scope, request_id)
+JOIN LATERAL (SELECT * FROM idempotency_keys k
+              WHERE k.scope = q.scope AND k.request_id = q.request_id LIMIT 1) k ON true)sql";
 
 constexpr char kProgramsForCompute[] = R"sql(
 SELECT q.program_id, q.uscc, p.issuer_id, p.state, p.subsidy_ratio_bps, p.domestic_ratio_bps,
        p.settlement_style, vch_us(p.redemption_start), vch_us(p.redemption_end),
        COALESCE(pe.wallet_account_id, 0)
 FROM unnest($1::text[], $2::text[]) AS q(program_id, uscc)
-JOIN programs p ON p.id = q.program_id
-LEFT JOIN program_enterprises pe ON pe.program_id = q.program_id AND pe.uscc = q.uscc)sql";
+JOIN LATERAL (SELECT * FROM programs p WHERE p.id = q.program_id LIMIT 1) p ON true
+LEFT JOIN LATERAL (SELECT pe.wallet_account_id FROM program_enterprises pe
+                   WHERE pe.program_id = q.program_id AND pe.uscc = q.uscc LIMIT 1) pe ON true)sql";
 
 constexpr char kLockPools[] = R"sql(
 SELECT p.datacenter_id, p.id, p.gpus_free - p.gpus_held
@@ -75,16 +79,18 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(program_id, iss
 ON CONFLICT ON CONSTRAINT accounts_one_per_kind_and_owner DO NOTHING)sql";
 
 // The accounts of a compute batch's holds, locked for the ledger (LedgerTxOptions): the wallets
-// by id ($1) and the accounts the holds credit by kind and owner ($2..$4). A statement of its
-// own after kEnsureAccounts: under READ COMMITTED it sees rows a concurrent transaction
-// committed while the insert waited for it. Columns: kLedgerAccountColumns, kind, owner.
+// and the known credited accounts by id ($1) and the other credited accounts by kind and owner
+// ($2..$4). A statement of its own after kEnsureAccounts: under READ COMMITTED it sees rows a
+// concurrent transaction committed while the insert waited for it. Columns:
+// kLedgerAccountColumns, kind, owner.
 constexpr char kLockHoldAccounts[] = R"sql(
 SELECT %s, kind, owner
 FROM ledger_accounts
 WHERE id = ANY($1::bigint[] || ARRAY(
-  SELECT a.id FROM ledger_accounts a
-  JOIN unnest($2::text[], $3::text[], $4::text[]) AS q(program_id, kind, owner)
-    ON a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner))
+  SELECT a.id FROM unnest($2::text[], $3::text[], $4::text[]) AS q(program_id, kind, owner)
+  JOIN LATERAL (SELECT a.id FROM ledger_accounts a
+                WHERE a.program_id = q.program_id AND a.kind = q.kind AND a.owner = q.owner
+                LIMIT 1) a ON true))
 ORDER BY id FOR UPDATE)sql";
 
 constexpr char kNextIds[] = R"sql(
@@ -457,6 +463,29 @@ VoucherTerms RedemptionRecord::Voucher() const {
                       .key_id = voucher_key_id};
 }
 
+// The accounts that compute batches credit (receivables, payables) by (program, kind, owner),
+// once seen: they are never deleted (ledger_accounts_no_delete) nor re-keyed, so an id once
+// known stays right. Thread-safe.
+class RedemptionStore::AccountCache {
+ public:
+  using Key = std::tuple<std::string, std::string, std::string>;
+  int64_t Find(const Key& key) const {
+    absl::MutexLock lock(&mu_);
+    auto it = ids_.find(key);
+    return it == ids_.end() ? 0 : it->second;
+  }
+  void Add(const std::map<Key, int64_t>& accounts) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, id] : accounts) {
+      if (std::get<1>(key) != "WALLET") ids_.emplace(key, id);
+    }
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<Key, int64_t> ids_ ABSL_GUARDED_BY(mu_);
+};
+
 // --- The batching queue shared by the two hot paths. ---
 
 struct OpBase {
@@ -767,7 +796,7 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
         op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
-      ComputeInTx(tx, options_, true, group, options_.clock(), &batch);
+      ComputeInTx(tx, true, group, options_.clock(), &batch);
       return absl::OkStatus();
     });
   };
@@ -802,9 +831,10 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
 // For each op: a replay (result = stored bytes), an answer decided here (result = a status or
 // the unplaced outcome's encoding), a request to run again (requeue), or a placement written in
 // this transaction (result = the encoded response, stored under the op's key if store_keys).
-void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
-                                  bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
-                                  BatchTx* batch) {
+void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
+                                  std::vector<ComputeOp*>& ops, absl::Time now,
+                                  BatchTx* batch) const {
+  const RedemptionOptions& options = options_;
   std::vector<ComputeDecision> d(ops.size());
   // 1. Replays, and one op per key per batch (a duplicate in flight waits for the next). The
   // keys, the programs with the callers' awards, the pools as they are now (unlocked) and the
@@ -993,19 +1023,26 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
                ? std::make_tuple(r.program_id, std::string("RECEIVABLE"), r.datacenter_id)
                : std::make_tuple(r.program_id, std::string("PAYABLE"), r.uscc);
   };
+  // Credited accounts already known to exist (accounts are never deleted) are locked by id;
+  // only unknown ones are made if new and looked up by kind and owner.
   std::vector<std::string> a_program, a_issuer, a_kind, a_owner, l_dc, l_pool;
-  std::vector<int64_t> wallets;
+  std::vector<int64_t> lock_ids;
+  std::set<std::tuple<std::string, std::string, std::string>> unknown;
   std::set<std::pair<std::string, std::string>> chosen;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (!d[i].active) continue;
     const RedemptionRecord& r = d[i].outcome.redemption;
-    auto [program, kind, owner] = account_key(r);
-    a_program.push_back(program);
-    a_issuer.push_back(r.issuer_id);
-    a_kind.push_back(kind);
-    a_owner.push_back(owner);
-    wallets.push_back(d[i].wallet_account_id);
+    lock_ids.push_back(d[i].wallet_account_id);
     chosen.insert({r.datacenter_id, r.pool_id});
+    const auto key = account_key(r);
+    if (const int64_t id = known_accounts_->Find(key); id != 0) {
+      lock_ids.push_back(id);
+    } else if (unknown.insert(key).second) {
+      a_program.push_back(std::get<0>(key));
+      a_issuer.push_back(r.issuer_id);
+      a_kind.push_back(std::get<1>(key));
+      a_owner.push_back(std::get<2>(key));
+    }
   }
   for (const auto& [dc, p] : chosen) {
     l_dc.push_back(dc);
@@ -1015,17 +1052,19 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
   {
     pqxx::pipeline pipe(tx);
     pipe.retain(4);
-    const auto ensure = pipe.insert(BindPrepared(
-        tx, kComputeEnsureAccounts,
-        {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
+    std::optional<pqxx::pipeline::query_id> ensure;
+    if (!a_program.empty()) {
+      ensure = pipe.insert(BindPrepared(
+          tx, kComputeEnsureAccounts,
+          {TextArray(a_program), TextArray(a_issuer), TextArray(a_kind), TextArray(a_owner)}));
+    }
     const auto lock =
         pipe.insert(BindPrepared(tx, kComputeLockPools, {TextArray(l_dc), TextArray(l_pool)}));
     const auto find = pipe.insert(BindPrepared(
         tx, kComputeLockAccounts,
-        {BigintArray(wallets), TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
-    const auto tids =
-        pipe.insert(ExecutePrepared(kComputeTransferIds, {absl::StrCat(a_program.size())}));
-    pipe.retrieve(ensure);
+        {BigintArray(lock_ids), TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
+    const auto tids = pipe.insert(ExecutePrepared(kComputeTransferIds, {absl::StrCat(active)}));
+    if (ensure) pipe.retrieve(*ensure);
     pool_locks = pipe.retrieve(lock);
     account_rows = pipe.retrieve(find);
     transfer_id_rows = pipe.retrieve(tids);
@@ -1037,6 +1076,7 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, const RedemptionOp
     accounts[{r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>()}] =
         r[0].as<int64_t>();
   }
+  known_accounts_->Add(accounts);
   // 7. Is the room still there? A request whose pool was taken meanwhile runs again in a later
   // batch against fresh reports.
   std::map<std::pair<std::string, std::string>, int64_t> room;
@@ -1550,6 +1590,7 @@ RedemptionStore::RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOpt
         };
         return std::move(options);
       }()) {
+  known_accounts_ = std::make_unique<AccountCache>();
   for (const PreparedStatement& statement : BatchStatements()) {
     pool_.RegisterPrepared(statement);
     batch_pool_.RegisterPrepared(statement);
@@ -1661,7 +1702,7 @@ absl::StatusOr<std::string> RedemptionStore::Reject(const IdempotencyKey& key, i
       op.request.replaces = id;
       op.encode = &keep;
       std::vector<ComputeOp*> ops{&op};
-      ComputeInTx(tx, options_, false, ops, now);
+      ComputeInTx(tx, false, ops, now);
       if (op.requeue) {  // lost a race for the last GPUs: report it like a full pool
         out.replaced = false;
         out.decision = {};

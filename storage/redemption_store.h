@@ -200,19 +200,21 @@ struct RedemptionOptions {
   // Requests waiting for a batch, per path; one more is refused (RESOURCE_EXHAUSTED QUEUE_FULL)
   // rather than queued without bound.
   int max_queued = 4096;
-  int writer_threads = 2;
+  // Batch writers per hot path. One: at moderate rates a batch's fixed cost dominates, and two
+  // writers would halve the batches and take turns on the same pool and account rows.
+  int writer_threads = 1;
   // Attempts of a request that lost its pool's last GPUs to a concurrent batch.
   int place_attempts = 3;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
-// A compute batch's own transaction control (redemption_store.cc).
+// A batch's own transaction control (redemption_store.cc).
 struct BatchTx;
 
 class RedemptionStore {
  public:
   // `pool` serves the unbatched calls; the batches run on `batch_pool`, which should have a
-  // connection per writer thread of each hot path (2 * writer_threads) so that handlers
+  // connection per writer thread of each hot path (2 * writer_threads at least) so that handlers
   // holding every connection of `pool` never starve them.
   RedemptionStore(PgPool& pool, PgPool& batch_pool, RedemptionOptions options);
   ~RedemptionStore();  // answers queued callers, then stops
@@ -301,6 +303,7 @@ class RedemptionStore {
  private:
   struct ComputeOp;
   struct UsageOp;
+  class AccountCache;
   template <typename Op>
   class Queue;
 
@@ -308,9 +311,8 @@ class RedemptionStore {
   // Decides and writes `ops` inside `tx` (see redemption_store.cc); `store_keys` = false for a
   // re-placement whose response is stored with the rejection instead. With `batch`, `tx` is a
   // nontransaction and BEGIN and COMMIT travel with the first reads and the writes.
-  static void ComputeInTx(pqxx::transaction_base& tx, const RedemptionOptions& options,
-                          bool store_keys, std::vector<ComputeOp*>& ops, absl::Time now,
-                          BatchTx* batch = nullptr);
+  void ComputeInTx(pqxx::transaction_base& tx, bool store_keys, std::vector<ComputeOp*>& ops,
+                   absl::Time now, BatchTx* batch = nullptr) const;
   void ExecuteUsageBatch(std::vector<UsageOp*>& ops);
   absl::Status UsageInTx(pqxx::transaction_base& tx, std::vector<UsageOp*>& ops, absl::Time now,
                          BatchTx& batch);
@@ -318,6 +320,7 @@ class RedemptionStore {
   PgPool& pool_;
   PgPool& batch_pool_;
   const RedemptionOptions options_;
+  std::unique_ptr<AccountCache> known_accounts_;
   std::unique_ptr<Queue<ComputeOp>> compute_queue_;
   std::unique_ptr<Queue<UsageOp>> usage_queue_;
 };
