@@ -77,17 +77,21 @@ END
 $$;
 
 -- 3. Ledger transfers: both accounts exist and belong to the transfer's program (a transfer
--- never crosses programs, which is also what lets the ledger be sharded by program).
+-- never crosses programs, which is also what lets the ledger be sharded by program), and a
+-- transfer that resolves a hold (POST, VOID, EXPIRE with a pending_id) names a HOLD of its
+-- program between the same two accounts.
 ALTER TABLE ledger_transfers
   DROP CONSTRAINT ledger_transfers_debit_account_id_fkey,
-  DROP CONSTRAINT ledger_transfers_credit_account_id_fkey;
+  DROP CONSTRAINT ledger_transfers_credit_account_id_fkey,
+  DROP CONSTRAINT ledger_transfers_pending_id_fkey;
 CREATE FUNCTION ledger_transfers_insert_check() RETURNS trigger
 LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
   bad record;
 BEGIN
-  SELECT n.id, n.program_id, n.debit_account_id, n.credit_account_id INTO bad
+  SELECT n.id, n.program_id, n.debit_account_id, n.credit_account_id, n.pending_id,
+         d.found IS NOT NULL AND c.found IS NOT NULL AS accounts_ok INTO bad
   FROM new_transfers n
   LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
                      WHERE a.id = n.debit_account_id AND a.program_id = n.program_id LIMIT 1) d
@@ -95,13 +99,21 @@ BEGIN
   LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
                      WHERE a.id = n.credit_account_id AND a.program_id = n.program_id LIMIT 1) c
     ON true
-  WHERE d.found IS NULL OR c.found IS NULL
+  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers h
+                     WHERE h.id = n.pending_id AND h.kind = 3 AND h.program_id = n.program_id
+                       AND h.debit_account_id = n.debit_account_id
+                       AND h.credit_account_id = n.credit_account_id LIMIT 1) h ON true
+  WHERE d.found IS NULL OR c.found IS NULL OR (n.pending_id IS NOT NULL AND h.found IS NULL)
   LIMIT 1;
-  IF FOUND THEN
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF NOT bad.accounts_ok THEN
     RAISE EXCEPTION 'TRANSFER_ACCOUNT_INVALID: transfer % moves from account % to account %, not both accounts of program %',
       bad.id, bad.debit_account_id, bad.credit_account_id, bad.program_id USING ERRCODE = 'VC006';
   END IF;
-  RETURN NULL;
+  RAISE EXCEPTION 'TRANSFER_PENDING_INVALID: transfer % resolves %, which is not a HOLD between its accounts in program %',
+    bad.id, bad.pending_id, bad.program_id USING ERRCODE = 'VC008';
 END
 $$;
 CREATE TRIGGER ledger_transfers_insert_check AFTER INSERT ON ledger_transfers

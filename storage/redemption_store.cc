@@ -690,6 +690,9 @@ class RedemptionStore::Queue {
 // holds its locks).
 struct BatchTx {
   bool commit_sent = false;
+  // Credited accounts this batch locked, for RedemptionStore::AccountCache once it committed
+  // (an account the batch made itself is gone if it rolls back).
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> accounts;
 };
 
 namespace {
@@ -790,15 +793,19 @@ void RedemptionStore::RequestComputeAsync(ComputeRequest request, Encoder<Comput
 
 void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
   auto run = [&](std::vector<ComputeOp*>& group) {
-    return RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, BatchTx& batch) {
+    std::map<AccountCache::Key, int64_t> accounts;
+    absl::Status status = RunBatchTx(batch_pool_, [&](pqxx::transaction_base& tx, BatchTx& batch) {
       for (ComputeOp* op : group) {
         op->requeue = false;
         op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
       ComputeInTx(tx, true, group, options_.clock(), &batch);
+      accounts = std::move(batch.accounts);
       return absl::OkStatus();
     });
+    if (status.ok()) known_accounts_->Add(accounts);  // committed: they exist for good
+    return status;
   };
   absl::Status status = run(ops);
   if (!status.ok() && ops.size() > 1) {
@@ -998,7 +1005,7 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
     r.state = RedemptionState::kPlaced;
     r.created_at = r.updated_at = now;
   }
-  // 5. Ids and signed vouchers, still without a lock.
+  // 5. Ids, still without a lock (the vouchers are signed while the locks' round trip runs).
   size_t next_id = 0;
   size_t active = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -1010,7 +1017,6 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
     ++next_id;
     r.replaces = ops[i]->request.replaces;
     r.voucher_key_id = options.signer->key_id();
-    r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
   }
   if (active == 0) return;
   // 6. The accounts the holds credit (the datacenter's receivable for DIRECT programs, the
@@ -1064,6 +1070,14 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
         tx, kComputeLockAccounts,
         {BigintArray(lock_ids), TextArray(a_program), TextArray(a_kind), TextArray(a_owner)}));
     const auto tids = pipe.insert(ExecutePrepared(kComputeTransferIds, {absl::StrCat(active)}));
+    // Send the round trip now, and sign the vouchers (which need nothing from it) while the
+    // database works; a voucher's terms are all decided by here.
+    pipe.resume();
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (!d[i].active) continue;
+      RedemptionRecord& r = d[i].outcome.redemption;
+      r.voucher_signature = options.signer->Sign(CanonicalVoucherPayload(r.Voucher()));
+    }
     if (ensure) pipe.retrieve(*ensure);
     pool_locks = pipe.retrieve(lock);
     account_rows = pipe.retrieve(find);
@@ -1076,7 +1090,7 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
     accounts[{r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>()}] =
         r[0].as<int64_t>();
   }
-  known_accounts_->Add(accounts);
+  if (batch != nullptr) batch->accounts.insert(accounts.begin(), accounts.end());
   // 7. Is the room still there? A request whose pool was taken meanwhile runs again in a later
   // batch against fresh reports.
   std::map<std::pair<std::string, std::string>, int64_t> room;

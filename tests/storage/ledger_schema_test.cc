@@ -230,7 +230,6 @@ TEST_F(LedgerSchemaTest, SchemaHasExactlyTheConstraintsAndTriggersTestedHere) {
                                "accounts_no_overdraft",
                                "accounts_one_per_kind_and_owner",
                                "ledger_transfers_pkey",
-                               "ledger_transfers_pending_id_fkey",
                                "transfers_kind_known",
                                "transfers_amount_positive",
                                "transfers_released_nonnegative",
@@ -566,11 +565,38 @@ TEST_F(LedgerSchemaTest, ExpireMayOrMayNotHavePendingId) {
   EXPECT_EQ(Scalar<int64_t>("SELECT count(*) FROM ledger_transfers WHERE kind = 6"), 2);
 }
 
-TEST_F(LedgerSchemaTest, PendingIdMustReferenceATransfer) {
-  EXPECT_THAT(ErrorOf(TransferSql({.id = 2, .kind = kPost, .pending_id = kMissingId})),
-              RefusedBy("ledger_transfers_pending_id_fkey"));
-  EXPECT_THAT(ErrorOf(TransferSql({.id = 2, .kind = kVoid, .pending_id = kMissingId})),
-              RefusedBy("ledger_transfers_pending_id_fkey"));
+TEST_F(LedgerSchemaTest, PendingIdMustNameAHoldBetweenTheSameAccounts) {
+  // ledger_transfers_insert_check: a POST, VOID or EXPIRE of a hold names a HOLD of its program
+  // between the same two accounts (the engine copies them from the hold).
+  ASSERT_THAT(ErrorOf(TransferSql({.id = 1, .kind = kHold})), Accepted());
+  ASSERT_THAT(ErrorOf(TransferSql({.id = 2})), Accepted());  // an AWARD
+  const int64_t third = InsertAccount({.kind = "LAPSED", .owner = ""});
+  auto refused = [](int64_t id, int64_t pending) {
+    return RefusedByTrigger(
+        "VC008", absl::StrCat("TRANSFER_PENDING_INVALID: transfer ", id, " resolves ", pending,
+                              ", which is not a HOLD between its accounts in "
+                              "program p1"));
+  };
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3, .kind = kPost, .pending_id = kMissingId})),
+              refused(3, kMissingId));
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3, .kind = kVoid, .pending_id = kMissingId})),
+              refused(3, kMissingId));
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3, .kind = kExpire, .pending_id = kMissingId})),
+              refused(3, kMissingId));
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3, .kind = kPost, .pending_id = 2})), refused(3, 2));
+  EXPECT_THAT(
+      ErrorOf(TransferSql({.id = 3, .kind = kPost, .credit_account_id = third, .pending_id = 1})),
+      refused(3, 1));
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3,
+                                   .kind = kVoid,
+                                   .debit_account_id = credit_,
+                                   .credit_account_id = debit_,
+                                   .pending_id = 1})),
+              refused(3, 1));
+  EXPECT_THAT(RunSql(TransferSql({.id = 3, .kind = kPost, .pending_id = kMissingId})),
+              StatusIs(kFailedPrecondition, "TRANSFER_PENDING_INVALID"));
+  EXPECT_EQ(Count("ledger_transfers"), 2);
+  EXPECT_THAT(ErrorOf(TransferSql({.id = 3, .kind = kPost, .pending_id = 1})), Accepted());
 }
 
 TEST_F(LedgerSchemaTest, ReleasedOnlyOnPost) {

@@ -449,17 +449,27 @@ class RedemptionSchemaTest : public ::testing::Test {
     return hold.empty() ? hold_transfer_id_ : hold[0][0].as<int64_t>();
   }
 
+  // A transfer of `kind` resolving hold `hold`: of its program, between its accounts (as the
+  // ledger makes them, and as ledger_transfers_insert_check requires).
+  int64_t NewResolutionOf(int kind, int64_t hold, int64_t amount_fen, int64_t released_fen) {
+    const pqxx::result h = Query(absl::StrCat(
+        "SELECT program_id, debit_account_id, credit_account_id FROM ledger_transfers WHERE id = ",
+        hold));
+    return NewTransfer(kind, amount_fen, hold, h[0][0].as<std::string>(), h[0][1].as<int64_t>(),
+                       h[0][2].as<int64_t>(), released_fen);
+  }
+
   // A POST of `amount_fen` (at least 1) on the credit hold of redemption `redemption_id` (see
   // HoldOf), as a usage record's post_transfer_id must be (usage_records_insert_check); with
   // `released_fen`, the POST that closes the hold releasing that much. Returns its id.
   int64_t NewPostOf(int64_t redemption_id, int64_t amount_fen, int64_t released_fen = 0) {
-    return NewTransfer(kPost, std::max<int64_t>(amount_fen, 1), HoldOf(redemption_id), kProgram,
-                       std::nullopt, std::nullopt, released_fen);
+    return NewResolutionOf(kPost, HoldOf(redemption_id), std::max<int64_t>(amount_fen, 1),
+                           released_fen);
   }
 
   // A VOID of `amount_fen` on the credit hold of redemption `redemption_id`: a release.
   int64_t NewVoidOf(int64_t redemption_id, int64_t amount_fen = 100) {
-    return NewTransfer(kVoid, amount_fen, HoldOf(redemption_id));
+    return NewResolutionOf(kVoid, HoldOf(redemption_id), amount_fen, 0);
   }
 
   void AddUsage(const UsageRow& u) {

@@ -591,6 +591,35 @@ TEST_F(RedemptionStoreTest, AWriteRefusedByTheDatabaseRollsBackItsWholeBatch) {
   ExpectLedgerVerifies();
 }
 
+TEST_F(RedemptionStoreTest, AnAccountMadeByABatchThatRolledBackIsNotRemembered) {
+  // The first placement at dc-a makes dc-a's receivable in its batch. The database refuses that
+  // batch (a test trigger), so the receivable is gone with it: the store must not remember its
+  // id, and the next placement at dc-a makes it again and succeeds.
+  {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec0(R"sql(
+      CREATE FUNCTION test_refuse_seven_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.hours = 7 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+        RETURN NEW;
+      END $$)sql");
+    tx.exec0(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON redemptions FOR EACH ROW "
+        "EXECUTE FUNCTION test_refuse_seven_hours()");
+  }
+  ComputeRequest refused = Request(1, 1, 7);
+  refused.exclude_datacenter = "dc-b";
+  EXPECT_THAT(Compute(refused).status().message(), ::testing::HasSubstr("refused by the test"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM ledger_accounts WHERE kind = 'RECEIVABLE'"), 0);
+  ComputeRequest next = Request(2, 1, 1);
+  next.exclude_datacenter = "dc-b";
+  absl::StatusOr<std::string> placed = Compute(next);
+  ASSERT_THAT(placed, IsOk());
+  EXPECT_THAT(*placed, ::testing::EndsWith("dc-a/pool"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM ledger_accounts WHERE kind = 'RECEIVABLE'"), 1);
+  ExpectLedgerVerifies();
+}
+
 TEST_F(RedemptionStoreTest, AWalletsTransfersNumberInTheOrderTheyCommit) {
   // Enterprise 1 asks twice: first at dc-a, whose pool another transaction holds, then at
   // dc-b. The second batch commits first; the first commits once dc-a is free. Each hold's
