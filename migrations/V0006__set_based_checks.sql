@@ -11,10 +11,12 @@
 -- a plan made while a table was small (a sequential scan, a hash join, or an EXISTS turned into
 -- a hashed sub-plan over all of it, is cheaper than a handful of index probes on a few
 -- thousand rows) would stay while the table grows to millions, costing a pass over the whole
--- table per statement. So each lookup is a LATERAL subquery with LIMIT 1 (which the planner
--- cannot turn into a hashed sub-plan), and the check functions run with sequential scans, hash
--- and merge joins disabled: index probes per new row, whatever the statistics said when the
--- plan was made.
+-- table per statement. So each lookup is a LATERAL subquery by primary key alone (which the
+-- planner can neither turn into a hashed sub-plan nor serve from another index: probing, say,
+-- a hold's transfers by pending_id and filtering would grow with the hold's history), the
+-- columns are compared outside it, and the check functions run with sequential scans, hash
+-- and merge joins disabled: one key probe per new row and table, whatever the statistics said
+-- when the plan was made.
 --
 -- A foreign key also keeps its parent row from being deleted or re-keyed. Each parent whose
 -- foreign key goes is therefore made undeletable and its key immutable here (programs, ledger
@@ -90,20 +92,22 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 DECLARE
   bad record;
 BEGIN
-  SELECT n.id, n.program_id, n.debit_account_id, n.credit_account_id, n.pending_id,
-         d.found IS NOT NULL AND c.found IS NOT NULL AS accounts_ok INTO bad
-  FROM new_transfers n
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
-                     WHERE a.id = n.debit_account_id AND a.program_id = n.program_id LIMIT 1) d
-    ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_accounts a
-                     WHERE a.id = n.credit_account_id AND a.program_id = n.program_id LIMIT 1) c
-    ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers h
-                     WHERE h.id = n.pending_id AND h.kind = 3 AND h.program_id = n.program_id
-                       AND h.debit_account_id = n.debit_account_id
-                       AND h.credit_account_id = n.credit_account_id LIMIT 1) h ON true
-  WHERE d.found IS NULL OR c.found IS NULL OR (n.pending_id IS NOT NULL AND h.found IS NULL)
+  SELECT * INTO bad FROM (
+    SELECT n.id, n.program_id, n.debit_account_id, n.credit_account_id, n.pending_id,
+           COALESCE(d.program_id = n.program_id AND c.program_id = n.program_id, false)
+             AS accounts_ok,
+           n.pending_id IS NULL
+             OR COALESCE(h.kind = 3 AND h.program_id = n.program_id
+                         AND h.debit_account_id = n.debit_account_id
+                         AND h.credit_account_id = n.credit_account_id, false) AS pending_ok
+    FROM new_transfers n
+    LEFT JOIN LATERAL (SELECT a.program_id FROM ledger_accounts a
+                       WHERE a.id = n.debit_account_id) d ON true
+    LEFT JOIN LATERAL (SELECT a.program_id FROM ledger_accounts a
+                       WHERE a.id = n.credit_account_id) c ON true
+    LEFT JOIN LATERAL (SELECT h.kind, h.program_id, h.debit_account_id, h.credit_account_id
+                       FROM ledger_transfers h WHERE h.id = n.pending_id) h ON true) checked
+  WHERE NOT (accounts_ok AND pending_ok)
   LIMIT 1;
   IF NOT FOUND THEN
     RETURN NULL;
@@ -134,12 +138,13 @@ DECLARE
 BEGIN
   SELECT n.transfer_id INTO bad
   FROM new_holds n
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
-                     WHERE t.id = n.transfer_id AND t.kind = 3 AND t.program_id = n.program_id
-                       AND t.debit_account_id = n.debit_account_id
-                       AND t.credit_account_id = n.credit_account_id
-                       AND t.amount_fen = n.amount_fen LIMIT 1) t ON true
-  WHERE t.found IS NULL
+  LEFT JOIN LATERAL (SELECT t.kind, t.program_id, t.debit_account_id, t.credit_account_id,
+                            t.amount_fen
+                     FROM ledger_transfers t WHERE t.id = n.transfer_id) t ON true
+  WHERE NOT (t.kind IS NOT DISTINCT FROM 3 AND t.program_id IS NOT DISTINCT FROM n.program_id
+             AND t.debit_account_id IS NOT DISTINCT FROM n.debit_account_id
+             AND t.credit_account_id IS NOT DISTINCT FROM n.credit_account_id
+             AND t.amount_fen IS NOT DISTINCT FROM n.amount_fen)
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'HOLD_TRANSFER_MISMATCH: hold % is not the state of a HOLD transfer with its program, accounts and amount',
@@ -163,8 +168,7 @@ BEGIN
   SELECT n.id, n.datacenter_id, n.pool_id INTO bad
   FROM new_holds n
   LEFT JOIN LATERAL (SELECT 1 AS found FROM gpu_pools p
-                     WHERE p.datacenter_id = n.datacenter_id AND p.id = n.pool_id LIMIT 1) p
-    ON true
+                     WHERE p.datacenter_id = n.datacenter_id AND p.id = n.pool_id) p ON true
   WHERE p.found IS NULL
   LIMIT 1;
   IF FOUND THEN
@@ -199,30 +203,35 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 DECLARE
   bad record;
 BEGIN
-  SELECT n.id, n.program_id, n.issuer_id, n.uscc, n.hold_transfer_id, n.held_fen,
-         n.capacity_hold_id, n.gpus, n.datacenter_id, n.pool_id, n.replaces,
-         g.found IS NOT NULL AS program_ok, t.found IS NOT NULL AS hold_ok,
-         c.found IS NOT NULL AS capacity_ok, (n.replaces IS NULL OR r.found IS NOT NULL) AS replaces_ok
-    INTO bad
-  FROM new_redemptions n
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM programs g
-                     WHERE g.id = n.program_id AND g.issuer_id = n.issuer_id LIMIT 1) g ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
-                     JOIN ledger_holds h ON h.transfer_id = t.id AND NOT h.resolved
-                       AND h.posted_fen = 0 AND h.released_fen = 0
-                     JOIN program_enterprises pe ON pe.program_id = n.program_id
-                       AND pe.uscc = n.uscc AND pe.wallet_account_id = t.debit_account_id
-                     WHERE t.id = n.hold_transfer_id AND t.kind = 3 AND t.amount_fen = n.held_fen
-                       AND t.program_id = n.program_id LIMIT 1) t ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM capacity_holds h
-                     WHERE h.id = n.capacity_hold_id AND h.datacenter_id = n.datacenter_id
-                       AND h.pool_id = n.pool_id AND h.gpus = n.gpus AND h.state = 1 LIMIT 1) c
-    ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM redemptions r
-                     WHERE r.id = n.replaces AND r.state = 7 AND r.uscc = n.uscc
-                       AND r.program_id = n.program_id AND r.generation = 0 LIMIT 1) r ON true
-  WHERE g.found IS NULL OR t.found IS NULL OR c.found IS NULL
-     OR (n.replaces IS NOT NULL AND r.found IS NULL)
+  SELECT * INTO bad FROM (
+    SELECT n.id, n.program_id, n.issuer_id, n.uscc, n.hold_transfer_id, n.held_fen,
+           n.capacity_hold_id, n.gpus, n.datacenter_id, n.pool_id, n.replaces,
+           g.issuer_id IS NOT DISTINCT FROM n.issuer_id AS program_ok,
+           t.kind IS NOT DISTINCT FROM 3 AND t.amount_fen IS NOT DISTINCT FROM n.held_fen
+             AND t.program_id IS NOT DISTINCT FROM n.program_id
+             AND h.resolved IS NOT DISTINCT FROM false AND h.posted_fen IS NOT DISTINCT FROM 0
+             AND h.released_fen IS NOT DISTINCT FROM 0
+             AND pe.wallet_account_id IS NOT DISTINCT FROM t.debit_account_id
+             AND pe.wallet_account_id IS NOT NULL AS hold_ok,
+           c.datacenter_id IS NOT DISTINCT FROM n.datacenter_id
+             AND c.pool_id IS NOT DISTINCT FROM n.pool_id AND c.gpus IS NOT DISTINCT FROM n.gpus
+             AND c.state IS NOT DISTINCT FROM 1 AS capacity_ok,
+           n.replaces IS NULL
+             OR COALESCE(r.state = 7 AND r.uscc = n.uscc AND r.program_id = n.program_id
+                         AND r.generation = 0, false) AS replaces_ok
+    FROM new_redemptions n
+    LEFT JOIN LATERAL (SELECT g.issuer_id FROM programs g WHERE g.id = n.program_id) g ON true
+    LEFT JOIN LATERAL (SELECT t.kind, t.amount_fen, t.program_id, t.debit_account_id
+                       FROM ledger_transfers t WHERE t.id = n.hold_transfer_id) t ON true
+    LEFT JOIN LATERAL (SELECT h.resolved, h.posted_fen, h.released_fen
+                       FROM ledger_holds h WHERE h.transfer_id = n.hold_transfer_id) h ON true
+    LEFT JOIN LATERAL (SELECT pe.wallet_account_id FROM program_enterprises pe
+                       WHERE pe.program_id = n.program_id AND pe.uscc = n.uscc) pe ON true
+    LEFT JOIN LATERAL (SELECT c.datacenter_id, c.pool_id, c.gpus, c.state FROM capacity_holds c
+                       WHERE c.id = n.capacity_hold_id) c ON true
+    LEFT JOIN LATERAL (SELECT r.state, r.uscc, r.program_id, r.generation FROM redemptions r
+                       WHERE r.id = n.replaces) r ON true) checked
+  WHERE NOT (program_ok AND hold_ok AND capacity_ok AND replaces_ok)
   LIMIT 1;
   IF NOT FOUND THEN
     RETURN NULL;
@@ -262,26 +271,33 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 DECLARE
   bad record;
 BEGIN
-  SELECT n.redemption_id, n.usage_id, r.hold_transfer_id IS NOT NULL AS terms_ok INTO bad
-  FROM new_records n
-  LEFT JOIN LATERAL (SELECT r.hold_transfer_id FROM redemptions r
-                     WHERE r.id = n.redemption_id AND r.program_id = n.program_id
-                       AND r.issuer_id = n.issuer_id AND r.uscc = n.uscc
-                       AND r.datacenter_id = n.datacenter_id
-                       AND r.settlement_style = n.settlement_style
-                       AND r.price_fen_per_gpu_hour = n.price_fen_per_gpu_hour
-                       AND r.ratio_bps = n.ratio_bps LIMIT 1) r ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
-                     WHERE t.id = n.post_transfer_id AND t.kind = 4
-                       AND t.pending_id = r.hold_transfer_id AND t.amount_fen = n.subsidy_fen
-                     LIMIT 1) p ON true
-  LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_transfers t
-                     WHERE t.id = n.release_transfer_id AND t.pending_id = r.hold_transfer_id
-                       AND (t.kind = 5 OR (t.kind = 4 AND t.id = n.post_transfer_id
-                                           AND t.released_fen > 0)) LIMIT 1) l ON true
-  WHERE r.hold_transfer_id IS NULL
-     OR (n.post_transfer_id IS NOT NULL AND p.found IS NULL)
-     OR (n.release_transfer_id IS NOT NULL AND l.found IS NULL)
+  SELECT * INTO bad FROM (
+    SELECT n.redemption_id, n.usage_id,
+           r.program_id IS NOT DISTINCT FROM n.program_id
+             AND r.issuer_id IS NOT DISTINCT FROM n.issuer_id AND r.uscc IS NOT DISTINCT FROM n.uscc
+             AND r.datacenter_id IS NOT DISTINCT FROM n.datacenter_id
+             AND r.settlement_style IS NOT DISTINCT FROM n.settlement_style
+             AND r.price_fen_per_gpu_hour IS NOT DISTINCT FROM n.price_fen_per_gpu_hour
+             AND r.ratio_bps IS NOT DISTINCT FROM n.ratio_bps AS terms_ok,
+           COALESCE((n.post_transfer_id IS NULL
+                     OR (p.kind = 4 AND p.pending_id = r.hold_transfer_id
+                         AND p.amount_fen = n.subsidy_fen))
+                    AND (n.release_transfer_id IS NULL
+                         OR (l.pending_id = r.hold_transfer_id
+                             AND (l.kind = 5 OR (l.kind = 4
+                                                 AND n.release_transfer_id = n.post_transfer_id
+                                                 AND l.released_fen > 0)))), false)
+             AS transfers_ok
+    FROM new_records n
+    LEFT JOIN LATERAL (SELECT r.program_id, r.issuer_id, r.uscc, r.datacenter_id,
+                              r.settlement_style, r.price_fen_per_gpu_hour, r.ratio_bps,
+                              r.hold_transfer_id
+                       FROM redemptions r WHERE r.id = n.redemption_id) r ON true
+    LEFT JOIN LATERAL (SELECT t.kind, t.pending_id, t.amount_fen FROM ledger_transfers t
+                       WHERE t.id = n.post_transfer_id) p ON true
+    LEFT JOIN LATERAL (SELECT t.kind, t.pending_id, t.released_fen FROM ledger_transfers t
+                       WHERE t.id = n.release_transfer_id) l ON true) checked
+  WHERE NOT (terms_ok AND transfers_ok)
   LIMIT 1;
   IF NOT FOUND THEN
     RETURN NULL;
