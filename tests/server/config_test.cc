@@ -27,6 +27,12 @@ TEST(VchdArgsTest, FlagsInBothSpellingsAndEnvironment) {
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
 }
 
+TEST(VchdArgsTest, QueuedRequestsBoundFromFlagOrEnvironment) {
+  EXPECT_EQ(Parse({"--dsn=x"})->max_queued_requests, 4096);
+  EXPECT_EQ(Parse({"--dsn=x", "--max-queued-requests=100"})->max_queued_requests, 100);
+  EXPECT_EQ(Parse({"--dsn=x"}, {{"VCH_MAX_QUEUED_REQUESTS", "7"}})->max_queued_requests, 7);
+}
+
 TEST(VchdArgsTest, MigrateCommandAndDsnFromEnvironment) {
   absl::StatusOr<VchdConfig> c = Parse({"migrate"}, {{"VCH_DSN", "dbname=x"}});
   ASSERT_TRUE(c.ok()) << c.status();
@@ -57,6 +63,8 @@ INSTANTIATE_TEST_SUITE_P(Table, VchdBadArgsTest,
                                            BadArgs{{"--dsn=x", "--pool-size=0"}, "--pool-size"},
                                            BadArgs{{"--dsn=x", "--pool-size=many"}, "--pool-size"},
                                            BadArgs{{"--dsn=x", "--max-threads=2"}, "--max-threads"},
+                                           BadArgs{{"--dsn=x", "--max-queued-requests=0"},
+                                                   "--max-queued-requests"},
                                            BadArgs{{"--dsn=x", "--listen=nohostport"}, "--listen"},
                                            BadArgs{{"--dsn=x", "--listen=0.0.0.0:1"}, "loopback"},
                                            BadArgs{{"--dsn=x", "--auth=token"}, "--auth"},
@@ -84,6 +92,8 @@ TEST(VchdHelpTest, DocumentsEveryOptionAndItsVariable) {
                              "vchd migrate",
                              "--max-threads",
                              "VCH_MAX_THREADS",
+                             "--max-queued-requests",
+                             "VCH_MAX_QUEUED_REQUESTS",
                              "--voucher-key-file",
                              "VCH_VOUCHER_KEY_FILE",
                              "--voucher-key-id",
