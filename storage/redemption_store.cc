@@ -450,6 +450,25 @@ absl::Status KeyReused(const std::string& request_id, absl::string_view reason) 
                      absl::StrCat("'", request_id, "' was already used with a different request"));
 }
 
+// A batched op's key: answered from `stored` (the stored response, or `reused_reason` for a
+// different request under the same key), or held by an earlier op of this batch (`seen`: the op
+// runs again in a later batch), or new. Returns true only for a new key.
+bool IsNewKey(const StoredKeys& stored, const IdempotencyKey& k, absl::string_view reused_reason,
+              std::set<std::pair<std::string, std::string>>& seen,
+              absl::StatusOr<std::string>& result, bool& requeue) {
+  auto it = stored.find({k.scope, k.request_id});
+  if (it != stored.end()) {
+    result = it->second.first == k.request_hash ? absl::StatusOr<std::string>(it->second.second)
+                                                : KeyReused(k.request_id, reused_reason);
+    return false;
+  }
+  if (!seen.insert({k.scope, k.request_id}).second) {
+    requeue = true;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 VoucherTerms RedemptionRecord::Voucher() const {
@@ -882,16 +901,8 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
   std::set<std::pair<std::string, std::string>> seen;
   std::vector<std::string> q_program;
   for (size_t i = 0; i < ops.size(); ++i) {
-    const IdempotencyKey& k = ops[i]->request.key;
-    auto it = stored.find({k.scope, k.request_id});
-    if (it != stored.end()) {
-      ops[i]->result = it->second.first == k.request_hash
-                           ? absl::StatusOr<std::string>(it->second.second)
-                           : KeyReused(k.request_id, "IDEMPOTENCY_KEY_REUSED");
-      continue;
-    }
-    if (!seen.insert({k.scope, k.request_id}).second) {
-      ops[i]->requeue = true;
+    if (!IsNewKey(stored, ops[i]->request.key, "IDEMPOTENCY_KEY_REUSED", seen, ops[i]->result,
+                  ops[i]->requeue)) {
       continue;
     }
     d[i].active = true;
@@ -1373,16 +1384,7 @@ absl::Status RedemptionStore::UsageInTx(pqxx::transaction_base& tx, std::vector<
                                    absl::StrCat("redemption ", in.redemption_id, " not found"));
       continue;
     }
-    const IdempotencyKey& k = key_store[i];
-    auto it = stored.find({k.scope, k.request_id});
-    if (it != stored.end()) {
-      ops[i]->result = it->second.first == k.request_hash
-                           ? absl::StatusOr<std::string>(it->second.second)
-                           : KeyReused(k.request_id, "USAGE_ID_REUSED");
-      continue;
-    }
-    if (!seen.insert({k.scope, k.request_id}).second) {
-      ops[i]->requeue = true;
+    if (!IsNewKey(stored, key_store[i], "USAGE_ID_REUSED", seen, ops[i]->result, ops[i]->requeue)) {
       continue;
     }
     d[i].active = true;

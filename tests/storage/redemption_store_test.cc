@@ -259,6 +259,20 @@ class RedemptionStoreTest : public ::testing::Test {
                                "' AND id = 'pool'"));
   }
 
+  // A test trigger: the database refuses every redemption of 7 hours ("refused by the test").
+  void RefuseSevenHourRedemptions() {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec0(R"sql(
+      CREATE FUNCTION test_refuse_seven_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.hours = 7 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+        RETURN NEW;
+      END $$)sql");
+    tx.exec0(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON redemptions FOR EACH ROW "
+        "EXECUTE FUNCTION test_refuse_seven_hours()");
+  }
+
   // Waits (at most 5 s) until `n` backends of this database wait for a row lock.
   void WaitForALockWaiter(int n = 1) {
     for (int i = 0; i < 500; ++i) {
@@ -538,18 +552,7 @@ TEST_F(RedemptionStoreTest, AWriteRefusedByTheDatabaseRollsBackItsWholeBatch) {
   // A batch sends its COMMIT in the round trip of its writes. Here the database refuses one
   // redemption of a batch of six (a test trigger): nothing of the batch may stay written, and
   // each request is then run alone, so only the refused one fails.
-  {
-    pqxx::nontransaction tx(*conn_);
-    tx.exec0(R"sql(
-      CREATE FUNCTION test_refuse_seven_hours() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.hours = 7 THEN RAISE EXCEPTION 'refused by the test'; END IF;
-        RETURN NEW;
-      END $$)sql");
-    tx.exec0(
-        "CREATE TRIGGER test_refuse BEFORE INSERT ON redemptions FOR EACH ROW "
-        "EXECUTE FUNCTION test_refuse_seven_hours()");
-  }
+  RefuseSevenHourRedemptions();
   // Hold every pool so that the writer blocks on its first batch; the six requests sent
   // meanwhile then queue and go out together in one batch.
   pqxx::connection blocker(dsn_);
@@ -595,18 +598,7 @@ TEST_F(RedemptionStoreTest, AnAccountMadeByABatchThatRolledBackIsNotRemembered) 
   // The first placement at dc-a makes dc-a's receivable in its batch. The database refuses that
   // batch (a test trigger), so the receivable is gone with it: the store must not remember its
   // id, and the next placement at dc-a makes it again and succeeds.
-  {
-    pqxx::nontransaction tx(*conn_);
-    tx.exec0(R"sql(
-      CREATE FUNCTION test_refuse_seven_hours() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.hours = 7 THEN RAISE EXCEPTION 'refused by the test'; END IF;
-        RETURN NEW;
-      END $$)sql");
-    tx.exec0(
-        "CREATE TRIGGER test_refuse BEFORE INSERT ON redemptions FOR EACH ROW "
-        "EXECUTE FUNCTION test_refuse_seven_hours()");
-  }
+  RefuseSevenHourRedemptions();
   ComputeRequest refused = Request(1, 1, 7);
   refused.exclude_datacenter = "dc-b";
   EXPECT_THAT(Compute(refused).status().message(), ::testing::HasSubstr("refused by the test"));
