@@ -56,6 +56,20 @@ FROM unnest($1::text[], $2::text[]) AS q(scope, request_id)
 JOIN LATERAL (SELECT * FROM idempotency_keys k
               WHERE k.scope = q.scope AND k.request_id = q.request_id LIMIT 1) k ON true)sql";
 
+// The redemptions RequestCompute placed under the keys ($1: scopes, $2: request ids): a
+// redemption is its request's idempotency record (V0007). Columns: kRedemptionSelect's, then
+// the request's hash, scope and id.
+const std::string& FindPlacementsSql() {
+  static const std::string* sql = new std::string(absl::StrCat(R"sql(
+SELECT x.*, k.request_hash, q.scope, q.request_id
+FROM unnest($1::text[], $2::text[]) AS q(scope, request_id)
+JOIN LATERAL (SELECT r.id, r.request_hash FROM redemptions r
+              WHERE r.request_scope = q.scope AND r.request_id = q.request_id
+                AND r.request_hash IS NOT NULL LIMIT 1) k ON true
+JOIN LATERAL ()sql", kRedemptionSelect, " WHERE r.id = k.id) x ON true"));
+  return *sql;
+}
+
 constexpr char kProgramsForCompute[] = R"sql(
 SELECT q.program_id, q.uscc, p.issuer_id, p.state, p.subsidy_ratio_bps, p.domestic_ratio_bps,
        p.settlement_style, vch_us(p.redemption_start), vch_us(p.redemption_end),
@@ -98,8 +112,8 @@ SELECT nextval('redemption_id_seq'), nextval('capacity_holds_id_seq')
 FROM generate_series(1, $1::int))sql";
 
 // The placements of a batch in one round trip (the pools are locked meanwhile): the pools'
-// held GPUs, the capacity holds, the redemptions ($1..$28, the ids of the capacity holds in $21)
-// and the idempotency keys ($29..$32; empty arrays for none). The checks between the parts
+// held GPUs, the capacity holds and the redemptions ($1..$29, the ids of the capacity holds in
+// $21, the requests' hashes in $29: '' for none). The checks between the parts
 // (redemptions_insert_check, capacity_holds_insert_check) run at the end of the statement,
 // once each, when all parts are written.
 constexpr char kWritePlacements[] = R"sql(
@@ -120,24 +134,20 @@ placed AS (
     domestic_required, min_memory_gib, max_price_fen_per_gpu_hour, preferred_region_prefix, gpus,
     hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, held_fen,
     hold_transfer_id, capacity_hold_id, expires_at, replaces, generation, voucher_key_id,
-    voucher_signature, request_scope, request_id, created_at, updated_at)
+    voucher_signature, request_scope, request_id, request_hash, created_at, updated_at)
   SELECT id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
          max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold,
          vch_ts($27), NULLIF(replaces, 0), CASE WHEN replaces = 0 THEN 0 ELSE 1 END, key_id,
-         decode(signature, 'hex'), scope, request_id, vch_ts($28), vch_ts($28)
+         decode(signature, 'hex'), scope, request_id, NULLIF(request_hash, ''), vch_ts($28),
+         vch_ts($28)
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
               $7::text[], $8::boolean[], $9::boolean[], $10::int[], $11::bigint[], $12::text[],
               $13::int[], $14::int[], $15::bigint[], $16::int[], $17::smallint[], $18::bigint[],
               $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::text[],
-              $24::text[], $25::text[], $26::text[])
+              $24::text[], $25::text[], $26::text[], $29::text[])
     AS t(id, program_id, issuer_id, uscc, datacenter_id, pool_id, model, fp8, domestic, mem,
          max_price, region, gpus, hours, price, ratio, style, bill, held, hold, cap_hold, replaces,
-         key_id, signature, scope, request_id)),
-keys AS (
-  INSERT INTO idempotency_keys (scope, request_id, request_hash, response)
-  SELECT scope, request_id, request_hash, decode(response, 'hex')
-  FROM unnest($29::text[], $30::text[], $31::text[], $32::text[])
-    AS t(scope, request_id, request_hash, response))
+         key_id, signature, scope, request_id, request_hash))
 SELECT WHERE false)sql";
 
 constexpr char kLockRedemptions[] = R"sql(
@@ -271,6 +281,24 @@ RedemptionRecord ParseRedemption(const pqxx::row& r) {
   return x;
 }
 
+// The columns of kRedemptionSelect.
+constexpr int kRedemptionColumns = 35;
+
+// `r` as it was when placed: what changes later (state, remaining hold, settled totals, the
+// replacement, the update time) as it was then. The terms never change (redemptions_guard).
+RedemptionRecord AsPlaced(RedemptionRecord r) {
+  r.remaining_hold_fen = r.held_fen;
+  r.state = RedemptionState::kPlaced;
+  r.state_reason.clear();
+  r.replaced_by = 0;
+  r.gpu_seconds = 0;
+  r.billed_fen = 0;
+  r.subsidy_fen = 0;
+  r.usage_records = 0;
+  r.updated_at = r.created_at;
+  return r;
+}
+
 UsageRecord ParseUsage(const pqxx::row& r) {
   UsageRecord u;
   u.redemption_id = r[0].as<int64_t>();
@@ -334,7 +362,8 @@ absl::StatusOr<RedemptionRecord> LoadRedemption(pqxx::dbtransaction& tx, int64_t
 // The statements of the compute and usage batches, prepared on both pools' connections
 // (RegisterPrepared) and run by name: for short statements, parsing and planning cost more
 // than running them.
-constexpr char kComputeFindKeys[] = "vch_compute_find_keys";
+constexpr char kFindKeysName[] = "vch_find_keys";
+constexpr char kComputeFindPlacements[] = "vch_compute_find_placements";
 constexpr char kComputePrograms[] = "vch_compute_programs";
 constexpr char kComputePools[] = "vch_compute_pools";
 constexpr char kComputeIds[] = "vch_compute_ids";
@@ -343,7 +372,7 @@ constexpr char kComputeLockPools[] = "vch_compute_lock_pools";
 constexpr char kComputeLockAccounts[] = "vch_compute_lock_accounts";
 constexpr char kComputeTransferIds[] = "vch_compute_transfer_ids";
 constexpr char kComputeWrite[] = "vch_compute_write";
-// And a usage batch's (with kComputeFindKeys and kComputeTransferIds, the same queries).
+// And a usage batch's (with kFindKeysName and kComputeTransferIds, the same queries).
 constexpr char kUsageLockRedemptions[] = "vch_usage_lock_redemptions";
 constexpr char kUsageRedemptions[] = "vch_usage_redemptions";
 constexpr char kUsageEnsureSpend[] = "vch_usage_ensure_spend";
@@ -354,7 +383,8 @@ constexpr char kUsageSeqs[] = "vch_usage_seqs";
 constexpr char kUsageWrite[] = "vch_usage_write";
 
 std::vector<PreparedStatement> BatchStatements() {
-  return {{kComputeFindKeys, kFindKeys},
+  return {{kFindKeysName, kFindKeys},
+          {kComputeFindPlacements, FindPlacementsSql()},
           {kComputePrograms, kProgramsForCompute},
           {kComputePools, kPoolStatesSql},
           {kComputeIds, kNextIds},
@@ -819,7 +849,10 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
         op->lost_race = false;
         op->result = absl::UnknownError("not decided");
       }
-      ComputeInTx(tx, true, group, options_.clock(), &batch);
+      // To the microsecond, as stored: a retry's answer, made from the stored redemption, is
+      // the first answer byte for byte.
+      ComputeInTx(tx, true, group, absl::FromUnixMicros(absl::ToUnixMicros(options_.clock())),
+                  &batch);
       accounts = std::move(batch.accounts);
       return absl::OkStatus();
     });
@@ -854,9 +887,10 @@ void RedemptionStore::ExecuteComputeBatch(std::vector<ComputeOp*>& ops) {
   }
 }
 
-// For each op: a replay (result = stored bytes), an answer decided here (result = a status or
-// the unplaced outcome's encoding), a request to run again (requeue), or a placement written in
-// this transaction (result = the encoded response, stored under the op's key if store_keys).
+// For each op: a replay (result = its redemption as placed, encoded), an answer decided here
+// (result = a status or the unplaced outcome's encoding), a request to run again (requeue), or
+// a placement written in this transaction (result = the encoded response; the redemption
+// carries the request's hash, making it the key's record, if store_keys).
 void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
                                   std::vector<ComputeOp*>& ops, absl::Time now,
                                   BatchTx* batch) const {
@@ -885,15 +919,32 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
         scopes.push_back(k->scope);
         ids.push_back(k->request_id);
       }
-      find_keys =
-          pipe.insert(BindPrepared(tx, kComputeFindKeys, {TextArray(scopes), TextArray(ids)}));
+      find_keys = pipe.insert(
+          BindPrepared(tx, kComputeFindPlacements, {TextArray(scopes), TextArray(ids)}));
     }
     const auto find_programs = pipe.insert(
         BindPrepared(tx, kComputePrograms, {TextArray(all_program), TextArray(all_uscc)}));
     const auto find_pools = pipe.insert(ExecutePrepared(kComputePools, {}));
     // Ids for every request, drawn before any lock is taken (those not placed leave gaps).
     const auto next_ids = pipe.insert(ExecutePrepared(kComputeIds, {absl::StrCat(ops.size())}));
-    if (find_keys) stored = ParseKeys(pipe.retrieve(*find_keys));
+    if (find_keys) {
+      // A retry is answered as the request was: the redemption as placed, encoded again.
+      for (const pqxx::row& row : pipe.retrieve(*find_keys)) {
+        const std::pair<std::string, std::string> key = {
+            row[kRedemptionColumns + 1].as<std::string>(),
+            row[kRedemptionColumns + 2].as<std::string>()};
+        for (const ComputeOp* op : ops) {
+          if (op->request.key.scope != key.first || op->request.key.request_id != key.second) {
+            continue;
+          }
+          ComputeOutcome replay;
+          replay.placed = true;
+          replay.redemption = AsPlaced(ParseRedemption(row));
+          stored[key] = {row[kRedemptionColumns].as<std::string>(), (*op->encode)(replay)};
+          break;
+        }
+      }
+    }
     program_rows = pipe.retrieve(find_programs);
     pool_rows = pipe.retrieve(find_pools);
     id_rows = pipe.retrieve(next_ids);
@@ -1138,7 +1189,7 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
   for (size_t i : order) pending.push_back({&d[i].hold, TransferRequestHash(d[i].hold)});
   auto write_placements = [&](const std::vector<absl::StatusOr<TransferResult>>& held) {
     std::vector<std::string> c_dc, c_pool, r_program, r_issuer, r_uscc, r_model, r_region, r_key,
-        r_sig, r_scope, r_request, k_scope, k_request, k_hash, k_response;
+        r_sig, r_scope, r_request, r_hash;
     std::vector<int64_t> c_id, c_rid, r_max_price, r_price, r_bill, r_held, r_hold, r_replaces;
     std::vector<int64_t> c_gpus, r_mem, r_gpus, r_hours, r_ratio, r_style;
     std::vector<bool> r_fp8, r_domestic;
@@ -1185,15 +1236,9 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
       r_sig.push_back(HexOf(r.voucher_signature));
       r_scope.push_back(req.key.scope);
       r_request.push_back(req.key.request_id);
+      r_hash.push_back(store_keys ? req.key.request_hash : std::string());
       d[i].outcome.placed = true;
-      std::string response = (*ops[i]->encode)(d[i].outcome);
-      if (store_keys) {
-        k_scope.push_back(req.key.scope);
-        k_request.push_back(req.key.request_id);
-        k_hash.push_back(req.key.request_hash);
-        k_response.push_back(HexOf(response));
-      }
-      ops[i]->result = std::move(response);
+      ops[i]->result = (*ops[i]->encode)(d[i].outcome);
     }
     if (c_id.empty()) return std::string();
     auto q = [&tx](const std::string& array) { return tx.quote(array); };
@@ -1226,10 +1271,7 @@ void RedemptionStore::ComputeInTx(pqxx::transaction_base& tx, bool store_keys,
                             q(TextArray(r_request)),
                             absl::StrCat(absl::ToUnixMicros(now + options.placement_ttl)),
                             absl::StrCat(absl::ToUnixMicros(now)),
-                            q(TextArray(k_scope)),
-                            q(TextArray(k_request)),
-                            q(TextArray(k_hash)),
-                            q(TextArray(k_response))});
+                            q(TextArray(r_hash))});
   };
   LedgerTxOptions ledger_options;
   ledger_options.fresh_keys = true;  // "hold-<redemption id>", the id drawn above
@@ -1341,7 +1383,7 @@ absl::Status RedemptionStore::UsageInTx(pqxx::transaction_base& tx, std::vector<
     const auto lock = pipe.insert(BindPrepared(tx, kUsageLockRedemptions, {id_array}));
     const auto read = pipe.insert(BindPrepared(tx, kUsageRedemptions, {id_array}));
     const auto keys =
-        pipe.insert(BindPrepared(tx, kComputeFindKeys, {TextArray(scopes), TextArray(key_ids)}));
+        pipe.insert(BindPrepared(tx, kFindKeysName, {TextArray(scopes), TextArray(key_ids)}));
     const auto ensure = pipe.insert(BindPrepared(tx, kUsageEnsureSpend, {id_array, month_text}));
     const auto spend = pipe.insert(BindPrepared(tx, kUsageLockSpend, {id_array, month_text}));
     const auto holds = pipe.insert(BindPrepared(tx, kUsageLockHolds, {id_array}));

@@ -1456,6 +1456,7 @@ TEST_F(RedemptionSchemaTest, RedemptionTermsNeverChange) {
       "voucher_signature = decode(repeat('cd', 64), 'hex')",
       "request_scope = 'other'",
       "request_id = 'other'",
+      "request_hash = 'other'",
       "created_at = created_at - interval '1 microsecond'",
   };
   for (const std::string& change : changes) {

@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,23 @@ std::string EncodeCompute(const ComputeOutcome& o) {
   }
   return absl::StrCat("placed|", o.redemption.id, "|", o.redemption.held_fen, "|",
                       o.redemption.datacenter_id, "/", o.redemption.pool_id);
+}
+
+// Every field of an outcome, to compare a retry's answer with the first.
+std::string EncodeComputeFully(const ComputeOutcome& o) {
+  const RedemptionRecord& r = o.redemption;
+  std::vector<std::string> f;
+  auto add = [&f](const auto&... values) { (f.push_back(absl::StrCat(values)), ...); };
+  add(o.placed ? 1 : 0, r.id, r.program_id, r.issuer_id, r.uscc, r.datacenter_id, r.pool_id,
+      r.accelerator_model, r.fp8_required ? 1 : 0, r.domestic_required ? 1 : 0,
+      r.min_memory_gib, r.max_price_fen_per_gpu_hour, r.preferred_region_prefix, r.gpus, r.hours,
+      r.price_fen_per_gpu_hour, r.ratio_bps, static_cast<int>(r.style), r.estimated_bill_fen,
+      r.held_fen, r.remaining_hold_fen, r.hold_transfer_id, r.capacity_hold_id,
+      absl::FormatTime(r.expires_at), static_cast<int>(r.state), r.state_reason, r.replaces,
+      r.replaced_by, r.gpu_seconds, r.billed_fen, r.subsidy_fen, r.usage_records,
+      r.voucher_key_id, absl::BytesToHexString(r.voucher_signature),
+      absl::FormatTime(r.created_at), absl::FormatTime(r.updated_at));
+  return absl::StrJoin(f, "|");
 }
 
 std::string EncodeUsage(const UsageOutcome& o) {
@@ -697,6 +715,37 @@ TEST_F(RedemptionStoreTest, RequestIdTakesEffectOnce) {
   EXPECT_THAT(Compute(r), StatusIs(absl::StatusCode::kAlreadyExists));
   EXPECT_EQ(Scalar("SELECT count(*) FROM redemptions"), 1);
   EXPECT_EQ(WalletAvailable(1), kAwardFen - 9'600);  // 4 x 2 x 1,500 x 80 %
+}
+
+TEST_F(RedemptionStoreTest, ARetryIsAnsweredFromTheRedemptionAsItWasPlaced) {
+  // A redemption is its RequestCompute's idempotency record (V0007): no idempotency_keys row is
+  // written, and a retry after the redemption was confirmed and partly settled still gets the
+  // first answer, every field of it (state, remaining hold, totals and times as placed).
+  const ComputeRequest r = Request(1, 2, 3);
+  absl::StatusOr<std::string> first = store_->RequestCompute(r, EncodeComputeFully);
+  ASSERT_THAT(first, IsOk());
+  const int64_t id = Scalar("SELECT max(id) FROM redemptions");
+  auto text = [this](const std::string& sql) {
+    pqxx::nontransaction tx(*conn_);
+    return tx.exec1(sql)[0].as<std::string>();
+  };
+  const std::string dc =
+      text(absl::StrCat("SELECT datacenter_id FROM redemptions WHERE id = ", id));
+  ASSERT_THAT(Confirm(id, dc), IsOk());
+  ASSERT_THAT(Usage(id, "u1", 3'600), IsOk());
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT usage_records FROM redemptions WHERE id = ", id)), 1);
+  EXPECT_EQ(store_->RequestCompute(r, EncodeComputeFully).value_or("failed"), *first);
+  EXPECT_THAT(*first, ::testing::StartsWith("1|1|sh-ai|"));  // placed: redemption 1
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM idempotency_keys WHERE scope = ",
+                                conn_->quote(r.key.scope))),
+            0);
+  EXPECT_EQ(text(absl::StrCat("SELECT request_hash FROM redemptions WHERE id = ", id)),
+            r.key.request_hash);
+  ComputeRequest other = r;
+  other.key.request_hash = "different";
+  EXPECT_THAT(store_->RequestCompute(other, EncodeComputeFully),
+              StatusIs(absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM redemptions"), 1);
 }
 
 TEST_F(RedemptionStoreTest, KeysWithQuotesAndPlaceholdersRoundTrip) {
