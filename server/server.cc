@@ -123,14 +123,8 @@ int RunServe(const VchdConfig& config) {
         {{"key_id", (*signer)->key_id()}});
   }
   // Redemptions batch on connections of their own: one writer per hot path (and a spare each).
-  // Their statements are prepared, take arrays and look big tables up by key one by one, so
-  // one generic plan serves every batch (planning one per execution cost about 0.15 ms of
-  // each compute batch's lock round trip, measured with bench/redemption).
   absl::StatusOr<std::unique_ptr<storage::PgPool>> redemption_pool = storage::PgPool::Create(
-      {.dsn = config.dsn,
-       .size = 4,
-       .application_name = "vchd-redemption",
-       .session_settings = {{"plan_cache_mode", "force_generic_plan"}}});
+      {.dsn = config.dsn, .size = 4, .application_name = "vchd-redemption"});
   if (!redemption_pool.ok()) return Fail(redemption_pool.status().message());
   auto redemption_store = std::make_unique<storage::RedemptionStore>(
       **pool, **redemption_pool,

@@ -35,9 +35,6 @@ absl::Status PgPool::OpenSlot(int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
   try {
     auto conn = std::make_unique<pqxx::connection>(options_.dsn);
     conn->set_variable("application_name", conn->quote(options_.application_name));
-    for (const auto& [name, value] : options_.session_settings) {
-      conn->set_variable(name, conn->quote(value));
-    }
     connections_[slot] = std::move(conn);
     prepared_count_[slot] = 0;
     return absl::OkStatus();

@@ -6,7 +6,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,8 +33,6 @@ struct PgPoolOptions {
   // How long Acquire waits for a free connection before RESOURCE_EXHAUSTED.
   absl::Duration acquire_timeout = absl::Seconds(5);
   std::string application_name = "vchd";
-  // Settings of every connection's session (name, value), e.g. plan_cache_mode.
-  std::vector<std::pair<std::string, std::string>> session_settings;
 };
 
 class PgPool {

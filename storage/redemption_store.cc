@@ -57,16 +57,19 @@ JOIN LATERAL (SELECT * FROM idempotency_keys k
               WHERE k.scope = q.scope AND k.request_id = q.request_id LIMIT 1) k ON true)sql";
 
 // The redemptions RequestCompute placed under the keys ($1: scopes, $2: request ids): a
-// redemption is its request's idempotency record (V0007). Columns: kRedemptionSelect's, then
-// the request's hash, scope and id.
+// redemption is its request's idempotency record (V0007). Columns: kRedemptionSelect's (the
+// remaining hold as placed: the held amount), then the request's hash, scope and id. One
+// LATERAL ... LIMIT 1 by key, which no plan can turn into a join over the whole table.
 const std::string& FindPlacementsSql() {
-  static const std::string* sql = new std::string(absl::StrCat(R"sql(
-SELECT x.*, k.request_hash, q.scope, q.request_id
-FROM unnest($1::text[], $2::text[]) AS q(scope, request_id)
-JOIN LATERAL (SELECT r.id, r.request_hash FROM redemptions r
-              WHERE r.request_scope = q.scope AND r.request_id = q.request_id
-                AND r.request_hash IS NOT NULL LIMIT 1) k ON true
-JOIN LATERAL ()sql", kRedemptionSelect, " WHERE r.id = k.id) x ON true"));
+  static const std::string* sql = new std::string(absl::StrReplaceAll(
+      kRedemptionSelect,
+      {{"h.amount_fen - h.posted_fen - h.released_fen", "r.held_fen"},
+       {"vch_us(r.updated_at)", "vch_us(r.updated_at), r.request_hash, q.scope, q.request_id"},
+       {"FROM redemptions r JOIN ledger_holds h ON h.transfer_id = r.hold_transfer_id",
+        "FROM unnest($1::text[], $2::text[]) AS q(scope, request_id)\n"
+        "JOIN LATERAL (SELECT * FROM redemptions r WHERE r.request_scope = q.scope\n"
+        "              AND r.request_id = q.request_id AND r.request_hash IS NOT NULL\n"
+        "              LIMIT 1) r ON true"}}));
   return *sql;
 }
 

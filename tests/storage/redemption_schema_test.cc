@@ -812,6 +812,32 @@ TEST_F(RedemptionSchemaTest, ValidRedemptionIsStoredWithDefaults) {
             44'800);
 }
 
+TEST_F(RedemptionSchemaTest, HotTablesSampleSmall) {
+  // The tables the hot paths append to are analyzed from small samples (V0008): every column
+  // has a statistics target of 10, or 0 for those nothing filters on, so that autovacuum's
+  // ANALYZE stays short. A column added later without one fails here.
+  const std::string hot =
+      "('redemptions', 'ledger_transfers', 'ledger_holds', 'capacity_holds', 'usage_records', "
+      "'idempotency_keys')";
+  EXPECT_THAT(Query(absl::StrCat(
+                  "SELECT c.relname || '.' || a.attname || ' ' || a.attstattarget FROM "
+                  "pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname IN ",
+                  hot, " AND c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT "
+                       "a.attisdropped AND a.attstattarget NOT IN (0, 10)")),
+              ::testing::IsEmpty());
+  EXPECT_EQ(Scalar<int64_t>(absl::StrCat(
+                "SELECT count(DISTINCT c.relname) FROM pg_attribute a JOIN pg_class c ON c.oid = "
+                "a.attrelid WHERE c.relname IN ",
+                hot, " AND a.attnum > 0 AND a.attstattarget = 10")),
+            6);
+  EXPECT_EQ(Scalar<int64_t>("SELECT attstattarget FROM pg_attribute WHERE attrelid = "
+                            "'redemptions'::regclass AND attname = 'voucher_signature'"),
+            0);
+  EXPECT_EQ(Scalar<int64_t>("SELECT attstattarget FROM pg_attribute WHERE attrelid = "
+                            "'redemptions'::regclass AND attname = 'uscc'"),
+            10);
+}
+
 TEST_F(RedemptionSchemaTest, SetBasedChecksLookRowsUpByIndex) {
   // Each set-based check runs with sequential scans, hash and merge joins off, so that a plan
   // cached while its tables were small cannot scan them whole once they are large
