@@ -3,8 +3,9 @@
 -- sorts every column's values, text under the database's collation. For a redemptions table of
 -- 300,000 rows that took 0.33 s of CPU (ledger_transfers 0.21 s, capacity_holds and
 -- ledger_holds 0.1 s each), back to back, and on a two-core machine running RequestCompute at
--- 70 % of its maximum those seconds were the whole latency tail: p99 14-17 ms in runs without
--- them, 29-72 ms in runs with them (bench/redemption, docs/BENCHMARKS.md).
+-- 70 % of its maximum those seconds were the whole latency tail: p99 29-72 ms in runs where
+-- they fell inside the measured window, 11-14 ms with the samples set here (bench/redemption,
+-- docs/BENCHMARKS.md).
 --
 -- Nothing the hot paths run depends on these statistics: their statements are prepared with
 -- generic plans and look rows up by key one by one (V0006's checks probe by primary key with

@@ -5,6 +5,8 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 #include "tests/testing/test_db.h"
 
 namespace vch::storage {
@@ -139,6 +141,59 @@ TEST(RealMigrationsTest, ApplyFromScratchTwice) {
   absl::StatusOr<MigrationReport> second = Migrate(c, real);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->applied.empty());
+}
+
+TEST(MigratorTest, V0007GivesEachPlacedRedemptionItsRequestHash) {
+  // Redemptions placed before V0007 kept their RequestCompute's key in idempotency_keys; V0007
+  // copies each key's request hash onto its redemption (a replacement, placed under its
+  // rejection's key, gets none), so that their retries are answered from the redemption.
+  pqxx::connection c(EmptyDatabase());
+  absl::StatusOr<std::vector<Migration>> all = ParseMigrations(EmbeddedMigrationFiles());
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::vector<Migration> before;
+  for (const Migration& m : *all) {
+    if (m.version < 7) before.push_back(m);
+  }
+  ASSERT_EQ(before.size(), 6u);
+  ASSERT_TRUE(Migrate(c, before).ok());
+  {
+    // Rows as V0006's code wrote them, without the parents their checks want (replica: no
+    // triggers, no foreign keys).
+    pqxx::work tx(c);
+    tx.exec0("SET LOCAL session_replication_role = replica");
+    for (int id : {1, 2, 3}) {
+      // 1 was rejected and replaced by 3; 2 is placed.
+      const std::string key = id == 3 ? "'system.redemption', 'replace-1'"
+                                      : absl::StrCat("'ENTERPRISE:u/RequestCompute', 'r", id, "'");
+      tx.exec0(absl::StrCat(
+          "INSERT INTO redemptions (id, program_id, issuer_id, uscc, datacenter_id, pool_id, "
+          "gpus, hours, price_fen_per_gpu_hour, ratio_bps, settlement_style, estimated_bill_fen, "
+          "held_fen, hold_transfer_id, capacity_hold_id, expires_at, state, replaces, generation, "
+          "voucher_key_id, voucher_signature, request_scope, request_id, created_at, updated_at) "
+          "VALUES (",
+          id, ", 'p', 'i', 'u', 'dc', 'pool', 1, 1, 1500, 8000, 1, 1500, 1200, ", 100 + id, ", ",
+          200 + id, ", now(), ", id == 1 ? 7 : 1, ", ", id == 3 ? "1, 1" : "NULL, 0",
+          ", 'k', decode(repeat('ab', 64), 'hex'), ", key, ", now(), now())"));
+    }
+    tx.exec0(
+        "INSERT INTO idempotency_keys (scope, request_id, request_hash, response) VALUES "
+        "('ENTERPRISE:u/RequestCompute', 'r1', 'hash-1', '\\x00'), "
+        "('ENTERPRISE:u/RequestCompute', 'r2', 'hash-2', '\\x00'), "
+        "('ENTERPRISE:u/RequestCompute', 'r9', 'hash-9', '\\x00')");
+    tx.commit();
+  }
+  absl::StatusOr<MigrationReport> report = Migrate(c, *all);
+  ASSERT_TRUE(report.ok()) << report.status();
+  pqxx::nontransaction tx(c);
+  pqxx::result rows =
+      tx.exec("SELECT id, COALESCE(request_hash, '-') FROM redemptions ORDER BY id");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][1].as<std::string>(), "hash-1");
+  EXPECT_EQ(rows[1][1].as<std::string>(), "hash-2");
+  EXPECT_EQ(rows[2][1].as<std::string>(), "-");
+  // The guard is back on: the hash is one of the terms.
+  EXPECT_THROW(tx.exec0("UPDATE redemptions SET request_hash = 'other' WHERE id = 2"),
+               pqxx::sql_error);
 }
 
 }  // namespace
