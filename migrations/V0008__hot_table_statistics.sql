@@ -7,9 +7,9 @@
 -- they fell inside the measured window, 11-14 ms with the samples set here (bench/redemption,
 -- docs/BENCHMARKS.md).
 --
--- Nothing the hot paths run depends on these statistics: their statements are prepared with
--- generic plans and look rows up by key one by one (V0006's checks probe by primary key with
--- sequential scans, hash and merge joins off). What does (listings by program, enterprise,
+-- Nothing the hot paths run depends on these statistics: their statements look rows up by key
+-- one by one (LATERAL ... LIMIT 1; V0006's checks probe by primary key with sequential scans,
+-- hash and merge joins off). What does (listings by program, enterprise,
 -- datacenter, state or time; payouts; VerifyLedger) filters on few, coarse columns, for which a
 -- target of 10 (a 3,000-row sample, ten most common values, ten histogram buckets) serves as
 -- well. Columns nothing filters, joins or sorts on get no statistics at all (target 0).
