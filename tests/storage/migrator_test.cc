@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-
 #include "tests/testing/test_db.h"
 
 namespace vch::storage {

@@ -819,12 +819,13 @@ TEST_F(RedemptionSchemaTest, HotTablesSampleSmall) {
   const std::string hot =
       "('redemptions', 'ledger_transfers', 'ledger_holds', 'capacity_holds', 'usage_records', "
       "'idempotency_keys')";
-  EXPECT_THAT(Query(absl::StrCat(
-                  "SELECT c.relname || '.' || a.attname || ' ' || a.attstattarget FROM "
-                  "pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname IN ",
-                  hot, " AND c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT "
-                       "a.attisdropped AND a.attstattarget NOT IN (0, 10)")),
-              ::testing::IsEmpty());
+  EXPECT_THAT(
+      Query(absl::StrCat("SELECT c.relname || '.' || a.attname || ' ' || a.attstattarget FROM "
+                         "pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname IN ",
+                         hot,
+                         " AND c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT "
+                         "a.attisdropped AND a.attstattarget NOT IN (0, 10)")),
+      ::testing::IsEmpty());
   EXPECT_EQ(Scalar<int64_t>(absl::StrCat(
                 "SELECT count(DISTINCT c.relname) FROM pg_attribute a JOIN pg_class c ON c.oid = "
                 "a.attrelid WHERE c.relname IN ",

@@ -57,14 +57,14 @@ std::string EncodeComputeFully(const ComputeOutcome& o) {
   std::vector<std::string> f;
   auto add = [&f](const auto&... values) { (f.push_back(absl::StrCat(values)), ...); };
   add(o.placed ? 1 : 0, r.id, r.program_id, r.issuer_id, r.uscc, r.datacenter_id, r.pool_id,
-      r.accelerator_model, r.fp8_required ? 1 : 0, r.domestic_required ? 1 : 0,
-      r.min_memory_gib, r.max_price_fen_per_gpu_hour, r.preferred_region_prefix, r.gpus, r.hours,
+      r.accelerator_model, r.fp8_required ? 1 : 0, r.domestic_required ? 1 : 0, r.min_memory_gib,
+      r.max_price_fen_per_gpu_hour, r.preferred_region_prefix, r.gpus, r.hours,
       r.price_fen_per_gpu_hour, r.ratio_bps, static_cast<int>(r.style), r.estimated_bill_fen,
       r.held_fen, r.remaining_hold_fen, r.hold_transfer_id, r.capacity_hold_id,
       absl::FormatTime(r.expires_at), static_cast<int>(r.state), r.state_reason, r.replaces,
-      r.replaced_by, r.gpu_seconds, r.billed_fen, r.subsidy_fen, r.usage_records,
-      r.voucher_key_id, absl::BytesToHexString(r.voucher_signature),
-      absl::FormatTime(r.created_at), absl::FormatTime(r.updated_at));
+      r.replaced_by, r.gpu_seconds, r.billed_fen, r.subsidy_fen, r.usage_records, r.voucher_key_id,
+      absl::BytesToHexString(r.voucher_signature), absl::FormatTime(r.created_at),
+      absl::FormatTime(r.updated_at));
   return absl::StrJoin(f, "|");
 }
 
